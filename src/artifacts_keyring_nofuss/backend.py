@@ -1,0 +1,60 @@
+"""keyring's contract, and nothing else. keyring imports this module in every process, for
+every service, so it imports only keyring and the pure URL parser; the rest loads on demand.
+"""
+
+from __future__ import annotations
+
+from keyring.backend import KeyringBackend
+from keyring.credentials import Credential, SimpleCredential
+
+from .feeds import parse_feed_url
+
+DEFAULT_USERNAME = "VssSessionToken"
+
+
+class AzureArtifactsBackend(KeyringBackend):
+    """Azure DevOps Artifacts credentials from the identity this machine already has."""
+
+    priority = 9.9  # ahead of the OS keychains (5), inside the chainer (10)
+
+    def get_credential(self, service: str, username: str | None) -> Credential | None:
+        secret = _lookup(service)
+        if secret is None:
+            return None
+        name = username if isinstance(username, str) and username else DEFAULT_USERNAME
+        return SimpleCredential(name, secret)
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return _lookup(service)
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        # Let keyring's chainer move on to a backend that stores things.
+        raise NotImplementedError
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise NotImplementedError
+
+
+def _lookup(service: object) -> str | None:
+    """The token for an Azure Artifacts service string; None for anything else or on failure."""
+    try:
+        feed = parse_feed_url(service)
+        if feed is None:
+            return None
+        from . import log as _log
+        from .errors import NofussError
+        from .lookup import credential
+    except Exception:  # noqa: BLE001 - nothing may escape into the client
+        return None
+    try:
+        return credential(feed).secret
+    except NofussError as exc:
+        _log.warn("%s", exc)
+    except Exception as exc:  # noqa: BLE001 - nothing may escape into the client
+        _log.warn(
+            "unexpected %s while looking up %s; please report it with %s=1 output",
+            type(exc).__name__,
+            feed.label,
+            _log.DEBUG_VAR,
+        )
+    return None

@@ -1,0 +1,75 @@
+"""Settings from the environment and keyring's own keyringrc.cfg, never the current directory."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+
+from .errors import ConfigError
+
+PROVIDER_VAR = "ARTIFACTS_KEYRING_NOFUSS_PROVIDER"
+SECTION = "artifacts_keyring_nofuss"
+SESSION_MINUTES_VARS = (
+    "ARTIFACTS_KEYRING_NOFUSS_SESSION_MINUTES",
+    "ARTIFACTS_CREDENTIALPROVIDER_VSTS_SESSIONTIMEMINUTES",
+)
+AZ_TIMEOUT_VAR = "ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT"
+
+DEFAULT_SESSION_MINUTES = 240  # the service's own default for self-describing tokens
+MAX_SESSION_MINUTES = 7 * 24 * 60
+DEFAULT_AZ_TIMEOUT = 30.0
+
+
+def keyringrc_path() -> Path:
+    from keyring.util import platform_
+
+    return Path(platform_.config_root()) / "keyringrc.cfg"
+
+
+def _from_keyringrc(key: str) -> tuple[str | None, str]:
+    path = keyringrc_path()
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or remove that file") from exc
+    try:
+        value = parser.get(SECTION, key, fallback=None)
+    except configparser.Error:
+        value = None
+    return value, f"{path} [{SECTION}] {key}"
+
+
+def provider_setting() -> tuple[str | None, str]:
+    """The forced provider name (or None) and where it was set, for messages."""
+    value = os.environ.get(PROVIDER_VAR)
+    if value is not None and value.strip():
+        return value.strip(), PROVIDER_VAR
+    value, where = _from_keyringrc("provider")
+    if value is not None and value.strip():
+        return value.strip(), where
+    return None, ""
+
+
+def _number(names: tuple[str, ...], default: float, low: float, high: float) -> float:
+    for name in names:
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number; unset it or give one") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={raw} is out of range ({low:g} to {high:g})")
+        return value
+    return default
+
+
+def session_minutes() -> float:
+    return _number(SESSION_MINUTES_VARS, DEFAULT_SESSION_MINUTES, 5, MAX_SESSION_MINUTES)
+
+
+def az_timeout() -> float:
+    return _number((AZ_TIMEOUT_VAR,), DEFAULT_AZ_TIMEOUT, 1, 600)

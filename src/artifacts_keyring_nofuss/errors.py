@@ -1,0 +1,27 @@
+"""Failures inside the package. The keyring boundary turns each into None plus one line."""
+
+from __future__ import annotations
+
+
+class NofussError(Exception):
+    """Something applied and failed; the message says what to do, and holds no secret."""
+
+
+class ConfigError(NofussError):
+    """The user's configuration names something that does not exist."""
+
+
+class DiscoveryError(NofussError):
+    """The feed's anonymous answer could not be used, or pointed somewhere untrusted."""
+
+
+class SourceError(NofussError):
+    """An identity source applied but produced no token."""
+
+
+class ExchangeError(NofussError):
+    """The session-token service did not give a token."""
+
+
+class BearerRefused(ExchangeError):
+    """The exchange refused this bearer (401): another identity source may do better."""

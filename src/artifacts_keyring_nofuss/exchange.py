@@ -1,0 +1,122 @@
+"""User bearer -> Azure DevOps session token, scoped to what the URL needs and no more."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime, timezone
+
+from . import claims as _claims
+from . import log as _log
+from .discovery import Discovery
+from .errors import BearerRefused, ExchangeError
+from .feeds import Feed
+from .http import Http, Response
+from .tokens import Token
+
+API = "_apis/Token/SessionTokens?api-version=5.0-preview.1&tokenType=SelfDescribing"
+_MAX_TOKEN = 16 * 1024
+
+
+def session_token(
+    http: Http, feed: Feed, found: Discovery, bearer: Token, lifetime_minutes: float
+) -> Token:
+    url = found.authorization_endpoint + API
+    valid_to = datetime.fromtimestamp(time.time() + lifetime_minutes * 60, tz=timezone.utc)
+    body: dict[str, str] = {
+        "displayName": f"artifacts-keyring-nofuss on {_hostname()}",
+        "scope": feed.scope,
+        "validTo": valid_to.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    _log.debug("exchange: asking %s for scope %s until %s", url, feed.scope, body["validTo"])
+    response = http.post_json(url, body, bearer.secret)
+    if response.status == 400:
+        # The organisation's policy caps session lifetimes; ask for its default instead.
+        _log.debug("exchange: 400 for that lifetime, retrying with the service's default")
+        del body["validTo"]
+        response = http.post_json(url, body, bearer.secret)
+    return _read_answer(response, feed, bearer)
+
+
+def _read_answer(response: Response, feed: Feed, bearer: Token) -> Token:
+    if response.status == 401:
+        message = _message(response)
+        if "TF401444" in message:
+            raise ExchangeError(
+                f"{bearer.who} has never signed in to organisation {feed.org!r}: open "
+                f"https://dev.azure.com/{feed.org} in a browser once, then retry"
+            )
+        raise BearerRefused(
+            f"the token service of {feed.org!r} refused the token of {bearer.who}"
+            + (f" ({message[:200]})" if message else "")
+        )
+    if response.status == 203 or 300 <= response.status < 400:
+        raise BearerRefused(f"the token service of {feed.org!r} asked for an interactive sign-in")
+    if response.status != 200:
+        raise ExchangeError(
+            f"the token service of {feed.org!r} answered HTTP {response.status}"
+            + (f" ({_message(response)[:200]})" if _message(response) else "")
+        )
+    data = response.json()
+    secret = data.get("token") if isinstance(data, dict) else None
+    if (
+        not isinstance(secret, str)
+        or not 0 < len(secret) <= _MAX_TOKEN
+        or not secret.isascii()
+        or not secret.isprintable()
+        or " " in secret
+    ):
+        raise ExchangeError(f"the token service of {feed.org!r} answered without a usable token")
+    expires_on = _parse_time(data.get("validTo")) or _claims.expiry(_claims.read_claims(secret))
+    token = Token(
+        secret=secret,
+        expires_on=expires_on,
+        user=True,
+        identity=bearer.identity,
+        who=bearer.who,
+        source=bearer.source,
+    )
+    _log.debug(
+        "exchange: got a %s session token for %s, valid until %s",
+        feed.scope,
+        bearer.who,
+        _when(expires_on),
+    )
+    return token
+
+
+def _message(response: Response) -> str:
+    data = response.json()
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return " ".join(data["message"].split())
+    return ""
+
+
+def _parse_time(value: object) -> float | None:
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:
+        # Python 3.10 parses at most six fractional digits; the service sends seven.
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    stamp = parsed.timestamp()
+    return stamp if stamp > 0 else None
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "an unstated time"
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _hostname() -> str:
+    name = socket.gethostname().split(".")[0]
+    return "".join(c for c in name if c.isalnum() or c in "-_")[:40] or "unknown host"

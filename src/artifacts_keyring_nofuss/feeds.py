@@ -1,0 +1,113 @@
+"""What a keyring service string means: is it an Azure Artifacts feed, and of which organisation.
+
+Pure and cheap: it runs for every service keyring is asked about, most of which are not ours.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+READ_SCOPE = "vso.packaging"
+WRITE_SCOPE = "vso.packaging_write"
+
+# Hosts whose organisation is the first path segment when used bare, or the leftmost label when
+# a subdomain is prepended (`{org}.pkgs.visualstudio.com`).
+_PATH_ORG_HOSTS = ("pkgs.dev.azure.com", "pkgs.codedev.ms", "pkgs.vsts.me")
+_SUBDOMAIN_ORG_HOSTS = ("pkgs.visualstudio.com",)
+FEED_HOSTS = _PATH_ORG_HOSTS + _SUBDOMAIN_ORG_HOSTS
+
+_MAX_SERVICE_LENGTH = 2048
+# Org, project and feed names as Azure DevOps allows them, after percent-decoding; anything
+# stranger is not a URL we will spend a network round trip on.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ ()~-]{0,99}$")
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """An Azure Artifacts URL, reduced to what authentication needs."""
+
+    url: str  # https URL without userinfo, query or fragment: what discovery probes
+    host: str  # lower-case host, with ":port" when not the default
+    org: str  # lower-case organisation name
+    project: str | None
+    feed: str  # feed name (or GUID in download URLs), without the view
+    view: str | None
+    write: bool  # an upload URL: needs the publish scope
+
+    @property
+    def scope(self) -> str:
+        return WRITE_SCOPE if self.write else READ_SCOPE
+
+    @property
+    def label(self) -> str:
+        parts = [self.org, self.project, self.feed + (f"@{self.view}" if self.view else "")]
+        return "/".join(p for p in parts if p)
+
+
+def match_host(hostname: str, suffixes: tuple[str, ...] = FEED_HOSTS) -> str | None:
+    """The suffix that `hostname` is, or ends with on a dot boundary."""
+    for suffix in suffixes:
+        if hostname == suffix or hostname.endswith("." + suffix):
+            return suffix
+    return None
+
+
+def parse_feed_url(service: object) -> Feed | None:
+    """The feed that a keyring service string names, or None when it is not one of ours."""
+    if not isinstance(service, str) or not service or len(service) > _MAX_SERVICE_LENGTH:
+        return None
+    if any(ch.isspace() or not ch.isprintable() for ch in service):
+        return None
+    text = service if "://" in service else "https://" + service
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "https" or not hostname:
+        return None
+    hostname = hostname.rstrip(".")
+    suffix = match_host(hostname)
+    if suffix is None:
+        return None
+    host = hostname if port in (None, 443) else f"{hostname}:{port}"
+
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    if suffix in _SUBDOMAIN_ORG_HOSTS or hostname != suffix:
+        org_label = hostname[: -len(suffix) - 1] if hostname != suffix else ""
+        if not org_label or "." in org_label or not _LABEL.match(org_label):
+            return None
+        org = org_label
+    else:
+        if not segments:
+            return None  # a bare host carries no organisation
+        org, segments = segments[0], segments[1:]
+    return _feed_from_path(host, parts.path, org, segments)
+
+
+def _feed_from_path(host: str, raw_path: str, org: str, segments: list[str]) -> Feed | None:
+    lowered = [s.lower() for s in segments]
+    if "_packaging" not in lowered:
+        return None
+    at = lowered.index("_packaging")
+    if at > 1 or at + 1 >= len(segments):
+        return None
+    project = segments[0] if at == 1 else None
+    feed, _, view = segments[at + 1].partition("@")
+    protocol_parts = lowered[at + 2 :]
+    if any(not _NAME.match(n) for n in (org, feed, *(x for x in (project, view) if x))):
+        return None
+    write = len(protocol_parts) >= 2 and protocol_parts[1] == "upload"
+    return Feed(
+        url=f"https://{host}{raw_path}",
+        host=host,
+        org=org.lower(),
+        project=project,
+        feed=feed,
+        view=view or None,
+        write=write,
+    )

@@ -1,0 +1,64 @@
+"""Identity sources: each turns what the machine already has into an Entra (or other) token.
+
+A source returns Unavailable when it does not apply here (no `az`, nothing configured), raises
+SourceError when it applied and failed, and otherwise returns a Token. The chain order is data.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from artifacts_keyring_nofuss.errors import ConfigError
+from artifacts_keyring_nofuss.feeds import Feed
+from artifacts_keyring_nofuss.tokens import Token
+
+DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
+DEVOPS_SCOPE = DEVOPS_RESOURCE + "/.default"
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    feed: Feed
+    tenant: str | None  # validated by discovery: a GUID or a domain name
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """The source does not apply on this machine, and why (shown when every source says so)."""
+
+    reason: str
+
+
+class Source(Protocol):
+    name: str
+
+    def get_token(self, request: TokenRequest) -> Token | Unavailable: ...
+
+
+# name -> "module:class", imported only when the chain reaches it.
+REGISTRY: dict[str, str] = {
+    "azure_cli": "azure_cli:AzureCliSource",
+    "azure_identity": "azure_identity:AzureIdentitySource",
+}
+DEFAULT_ORDER: tuple[str, ...] = ("azure_cli", "azure_identity")
+
+
+def load(name: str) -> Source:
+    module_name, _, class_name = REGISTRY[name].partition(":")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    source: Source = getattr(module, class_name)()
+    return source
+
+
+def chain(forced: str | None, where: str) -> tuple[str, ...]:
+    """The source names to try, in order; an unknown forced name is a ConfigError."""
+    if forced is None:
+        return DEFAULT_ORDER
+    name = forced.strip().lower().replace("-", "_")
+    if name not in REGISTRY:
+        raise ConfigError(
+            f"unknown provider {forced!r} in {where}; use one of: {', '.join(REGISTRY)}"
+        )
+    return (name,)

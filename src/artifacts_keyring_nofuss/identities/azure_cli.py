@@ -1,0 +1,116 @@
+"""The Azure CLI: `az account get-access-token`, for whoever ran `az login` on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from artifacts_keyring_nofuss import config
+from artifacts_keyring_nofuss import log as _log
+from artifacts_keyring_nofuss.errors import SourceError
+from artifacts_keyring_nofuss.identities import DEVOPS_RESOURCE, TokenRequest, Unavailable
+from artifacts_keyring_nofuss.tokens import Token
+
+_NAMES = ("az.cmd", "az.exe", "az.bat") if sys.platform == "win32" else ("az",)
+
+
+def find_az(path: str | None = None) -> str | None:
+    """`az` on PATH, skipping empty, relative and current-directory entries.
+
+    Windows looks in the current directory first by default; a checked-out repository must not
+    be able to plant an `az.cmd` there.
+    """
+    search = os.environ.get("PATH", "") if path is None else path
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:
+        cwd = None
+    for entry in search.split(os.pathsep):
+        if not entry or not Path(entry).is_absolute():
+            continue
+        directory = Path(entry)
+        try:
+            if cwd is not None and directory.resolve() == cwd:
+                continue
+        except OSError:
+            continue
+        for name in _NAMES:
+            candidate = directory / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return None
+
+
+class AzureCliSource:
+    name = "azure_cli"
+
+    def get_token(self, request: TokenRequest) -> Token | Unavailable:
+        az = find_az()
+        if az is None:
+            return Unavailable("`az` is not on PATH (install the Azure CLI and run `az login`)")
+        command = [az, "account", "get-access-token", "--resource", DEVOPS_RESOURCE]
+        if request.tenant:
+            command += ["--tenant", request.tenant]
+        command += ["--output", "json"]
+        timeout = config.az_timeout()
+        _log.debug("azure_cli: running %s", " ".join(command[1:]))
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise SourceError(
+                f"`az account get-access-token` did not finish in {timeout:g} s "
+                f"(raise {config.AZ_TIMEOUT_VAR} if az is just slow here)"
+            ) from None
+        except OSError as exc:
+            raise SourceError(f"cannot run {az}: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            reason = _explain_failure(done.stderr, request.tenant)
+            if reason.startswith("not signed in"):
+                return Unavailable(reason)
+            raise SourceError(reason)
+        return _parse_output(done.stdout)
+
+
+def _parse_output(stdout: bytes) -> Token:
+    try:
+        data = json.loads(stdout.decode("utf-8", errors="replace"))
+    except ValueError:
+        raise SourceError(
+            "`az account get-access-token` printed something that is not JSON"
+        ) from None
+    secret = data.get("accessToken") if isinstance(data, dict) else None
+    if not isinstance(secret, str) or not secret or not secret.isprintable() or " " in secret:
+        raise SourceError("`az account get-access-token` printed no usable accessToken")
+    expires_on = data.get("expires_on")
+    stated: float | None = None
+    if isinstance(expires_on, (int, str)) and not isinstance(expires_on, bool):
+        try:
+            stated = float(expires_on)
+        except ValueError:
+            stated = None
+    return Token.from_secret(secret, "azure_cli", expires_on=stated)
+
+
+def _explain_failure(stderr: bytes, tenant: str | None) -> str:
+    text = stderr.decode("utf-8", errors="replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lowered = text.lower()
+    if "az login" in lowered and ("please run" in lowered or "not logged in" in lowered):
+        return "not signed in: run `az login`" + (f" --tenant {tenant}" if tenant else "")
+    if "aadsts" in lowered or "tenant" in lowered:
+        first = next((ln for ln in lines if "AADSTS" in ln), lines[0] if lines else "")
+        hint = f"run `az login --tenant {tenant}`" if tenant else "run `az login`"
+        return f"az could not get a token for tenant {tenant or '(default)'}: {first[:200]}; {hint}"
+    if any(ln.startswith("Traceback") for ln in lines):
+        return "az crashed; run `az account get-access-token` yourself to see why"
+    first = lines[-1] if lines else "no message"
+    return f"az failed: {first[:200]}"
