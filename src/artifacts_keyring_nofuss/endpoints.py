@@ -17,9 +17,9 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com/organizations"
 _TOKEN_PATH_HOSTS = frozenset({"vssps.dev.azure.com", "vssps.codedev.ms", "vssps.vsts.me"})
 _TOKEN_SUBDOMAIN_SUFFIXES = (".vssps.visualstudio.com", ".vssps.codedev.ms", ".vssps.vsts.me")
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_ORG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ORG = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 _NULL_TENANT = "00000000-0000-0000-0000-000000000000"
 
 
@@ -28,7 +28,7 @@ class UntrustedEndpoint(ValueError):
 
 
 def is_guid(value: str) -> bool:
-    return bool(_GUID.match(value))
+    return bool(_GUID.fullmatch(value))
 
 
 def is_null_tenant(value: str) -> bool:
@@ -39,12 +39,12 @@ def valid_tenant(value: object) -> bool:
     """A tenant id (GUID) or a verified domain name, nothing that could be an option or path."""
     if not isinstance(value, str) or not 1 <= len(value) <= 253:
         return False
-    if _GUID.match(value):
+    if _GUID.fullmatch(value):
         return not is_null_tenant(value)
     labels = value.split(".")
     return (
         len(labels) >= 2
-        and all(_DOMAIN_LABEL.match(label) for label in labels)
+        and all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
         and (not labels[-1].isdigit())
     )
 
@@ -112,7 +112,7 @@ def authorization_endpoint(uri: object, org: str) -> str:
     if suffix is None:
         raise UntrustedEndpoint(f"authorization endpoint host {host!r} is not an Azure DevOps host")
     label = host[: -len(suffix)]
-    if label not in (org, "app") or not _DOMAIN_LABEL.match(label):
+    if label not in (org, "app") or not _DOMAIN_LABEL.fullmatch(label):
         raise UntrustedEndpoint(
             f"authorization endpoint {uri!r} belongs to another organisation than {org!r}"
         )
@@ -123,7 +123,7 @@ def authorization_endpoint(uri: object, org: str) -> str:
 
 def default_authorization_endpoint(feed_host: str, org: str) -> str:
     """Where the exchange lives when a feed does not say: derived from our own allowlist."""
-    if not _ORG.match(org):
+    if not _ORG.fullmatch(org):
         raise UntrustedEndpoint(f"organisation name {org!r} is unusual")
     hostname = feed_host.split(":", maxsplit=1)[0]
     for pkgs, vssps in (
@@ -145,6 +145,6 @@ def is_token_url(url: str) -> bool:
     if host in _TOKEN_PATH_HOSTS:
         return True
     return any(
-        host.endswith(s) and _DOMAIN_LABEL.match(host[: -len(s)])
+        host.endswith(s) and _DOMAIN_LABEL.fullmatch(host[: -len(s)])
         for s in (_TOKEN_SUBDOMAIN_SUFFIXES)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from datetime import datetime, timezone
@@ -16,6 +17,10 @@ from .tokens import Token
 
 API = "_apis/Token/SessionTokens?api-version=5.0-preview.1&tokenType=SelfDescribing"
 _MAX_TOKEN = 16 * 1024
+_ISO_TIME = re.compile(
+    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<offset>Z|[+-]\d{2}:\d{2})?"
+)
 
 
 def session_token(
@@ -95,18 +100,17 @@ def _message(response: Response) -> str:
 def _parse_time(value: object) -> float | None:
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
         return None
-    text = value.strip().replace("Z", "+00:00")
-    if "." in text:
-        # Python 3.10 parses at most six fractional digits; the service sends seven.
-        head, _, tail = text.partition(".")
-        digits = "".join(c for c in tail if c.isdigit())
-        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
+    match = _ISO_TIME.fullmatch(value.strip())
+    if match is None:
+        return None
+    # Python 3.10 parses at most six fractional digits; the service sends seven.
+    fraction = (match["fraction"] or "")[:6]
+    offset = match["offset"] or "+00:00"
+    text = match["base"] + (f".{fraction}" if fraction else "") + offset.replace("Z", "+00:00")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
     stamp = parsed.timestamp()
     return stamp if stamp > 0 else None
 

@@ -21,8 +21,8 @@ FEED_HOSTS = _PATH_ORG_HOSTS + _SUBDOMAIN_ORG_HOSTS
 _MAX_SERVICE_LENGTH = 2048
 # Org, project and feed names as Azure DevOps allows them, after percent-decoding; anything
 # stranger is not a URL we will spend a network round trip on.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ ()~-]{0,99}$")
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ ()~-]{0,99}")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,10 @@ def parse_feed_url(service: object) -> Feed | None:
     """The feed that a keyring service string names, or None when it is not one of ours."""
     if not isinstance(service, str) or not service or len(service) > _MAX_SERVICE_LENGTH:
         return None
+    # Backslashes: urllib and urllib3 disagree on where the host ends (`evil.com\@pkgs...`).
+    # Non-ASCII: str.lower() folds homoglyphs such as the Kelvin sign into ASCII letters.
+    if not service.isascii() or "\\" in service:
+        return None
     if any(ch.isspace() or not ch.isprintable() for ch in service):
         return None
     text = service if "://" in service else "https://" + service
@@ -77,9 +81,9 @@ def parse_feed_url(service: object) -> Feed | None:
     host = hostname if port in (None, 443) else f"{hostname}:{port}"
 
     segments = [unquote(s) for s in parts.path.split("/") if s]
-    if suffix in _SUBDOMAIN_ORG_HOSTS or hostname != suffix:
+    if suffix in _SUBDOMAIN_ORG_HOSTS:
         org_label = hostname[: -len(suffix) - 1] if hostname != suffix else ""
-        if not org_label or "." in org_label or not _LABEL.match(org_label):
+        if not org_label or "." in org_label or not _LABEL.fullmatch(org_label):
             return None
         org = org_label
     else:
@@ -99,7 +103,7 @@ def _feed_from_path(host: str, raw_path: str, org: str, segments: list[str]) -> 
     project = segments[0] if at == 1 else None
     feed, _, view = segments[at + 1].partition("@")
     protocol_parts = lowered[at + 2 :]
-    if any(not _NAME.match(n) for n in (org, feed, *(x for x in (project, view) if x))):
+    if any(not _NAME.fullmatch(n) for n in (org, feed, *(x for x in (project, view) if x))):
         return None
     write = len(protocol_parts) >= 2 and protocol_parts[1] == "upload"
     return Feed(

@@ -18,18 +18,29 @@ DEBUG_VAR = "ARTIFACTS_KEYRING_NOFUSS_DEBUG"
 
 _logger = logging.getLogger("artifacts_keyring_nofuss")
 
-# Whatever slips into a message: JWTs, Authorization values, long opaque secrets.
-_REDACTIONS = (
-    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*"), "<jwt redacted>"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9+/=._~-]{8,}"), r"\1 <redacted>"),
-    (re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}"), "<secret redacted>"),
-)
+# Whatever slips into a message: JWTs, Authorization values, long opaque secrets. GUIDs (tenant
+# and client ids), URLs and paths stay readable: debug output is there to be read.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+_AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9+/=._~-]{8,}")
+_LONG_RUN = re.compile(r"[A-Za-z0-9+_~.-]{32,}={0,2}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _secret_like(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if (
+        _GUID.fullmatch(run)
+        or "." in run.strip(".")
+        or not (any(c.isdigit() for c in run) and any(c.isalpha() for c in run))
+    ):
+        return run
+    return "<secret redacted>"
 
 
 def redact(text: str) -> str:
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
+    text = _JWT.sub("<jwt redacted>", text)
+    text = _AUTH_VALUE.sub(r"\1 <redacted>", text)
+    return _LONG_RUN.sub(_secret_like, text)
 
 
 class _StderrHandler(logging.Handler):

@@ -82,13 +82,19 @@ class AzureCliSource:
 
 def _parse_output(stdout: bytes) -> Token:
     try:
-        data = json.loads(stdout.decode("utf-8", errors="replace"))
-    except ValueError:
+        data = json.loads(stdout.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
         raise SourceError(
             "`az account get-access-token` printed something that is not JSON"
         ) from None
     secret = data.get("accessToken") if isinstance(data, dict) else None
-    if not isinstance(secret, str) or not secret or not secret.isprintable() or " " in secret:
+    if (
+        not isinstance(secret, str)
+        or not secret
+        or not secret.isascii()
+        or not secret.isprintable()
+        or " " in secret
+    ):
         raise SourceError("`az account get-access-token` printed no usable accessToken")
     expires_on = data.get("expires_on")
     stated: float | None = None
@@ -104,12 +110,16 @@ def _explain_failure(stderr: bytes, tenant: str | None) -> str:
     text = stderr.decode("utf-8", errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lowered = text.lower()
+    login = f"`az login --tenant {tenant}`" if tenant else "`az login`"
+    # Real AADSTS errors end with "Please run: az login ...": check for them first.
+    if "aadsts" in lowered:
+        first = next((ln for ln in lines if "AADSTS" in ln), "")
+        return (
+            f"az could not get a token for tenant {tenant or '(default)'}: {first[:200]}; "
+            f"run {login}"
+        )
     if "az login" in lowered and ("please run" in lowered or "not logged in" in lowered):
-        return "not signed in: run `az login`" + (f" --tenant {tenant}" if tenant else "")
-    if "aadsts" in lowered or "tenant" in lowered:
-        first = next((ln for ln in lines if "AADSTS" in ln), lines[0] if lines else "")
-        hint = f"run `az login --tenant {tenant}`" if tenant else "run `az login`"
-        return f"az could not get a token for tenant {tenant or '(default)'}: {first[:200]}; {hint}"
+        return f"not signed in: run {login}"
     if any(ln.startswith("Traceback") for ln in lines):
         return "az crashed; run `az account get-access-token` yourself to see why"
     first = lines[-1] if lines else "no message"

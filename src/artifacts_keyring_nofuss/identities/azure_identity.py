@@ -48,8 +48,10 @@ class AzureIdentitySource:
 
             try:
                 credentials = _credentials()
-            except ValueError as exc:
-                raise SourceError(f"azure-identity configuration is incomplete: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - bad settings surface here as anything
+                raise SourceError(
+                    f"azure-identity settings are unusable: {_first_line(exc)}"
+                ) from None
             for label, credential in credentials:
                 try:
                     access = credential.get_token(DEVOPS_SCOPE)

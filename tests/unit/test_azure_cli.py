@@ -1,0 +1,395 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from artifacts_keyring_nofuss.errors import SourceError
+from artifacts_keyring_nofuss.identities import DEVOPS_RESOURCE, TokenRequest, Unavailable
+from artifacts_keyring_nofuss.identities.azure_cli import AzureCliSource, find_az
+from artifacts_keyring_nofuss.tokens import Token
+
+from .helpers import TENANT, USER_OID, feed, user_jwt
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake az is a POSIX shell script")
+
+FEED = feed()
+SYSTEM_PATH = os.pathsep.join(["/usr/bin", "/bin"])
+
+
+def _executable(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def _script(argv_file: Path, body: str) -> str:
+    return f'#!/bin/sh\nprintf "%s\\n" "$@" > "{argv_file}"\n{body}\n'
+
+
+@dataclass
+class FakeAz:
+    bin_dir: Path
+    argv_file: Path
+
+    def install(self, body: str) -> Path:
+        return _executable(self.bin_dir / "az", _script(self.argv_file, body))
+
+    def prints(self, data: object, rc: int = 0, stderr: str = "") -> Path:
+        payload = data if isinstance(data, str) else json.dumps(data)
+        out = self.bin_dir / "stdout.txt"
+        out.write_text(payload, encoding="utf-8")
+        err = self.bin_dir / "stderr.txt"
+        err.write_text(stderr, encoding="utf-8")
+        return self.install(f'cat "{out}"\ncat "{err}" >&2\nexit {rc}')
+
+    def argv(self) -> list[str]:
+        return self.argv_file.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture
+def fake_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAz:
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), SYSTEM_PATH]))
+    monkeypatch.chdir(tmp_path)
+    return FakeAz(bin_dir, tmp_path / "argv.txt")
+
+
+def _get(tenant: str | None = TENANT) -> Token | Unavailable:
+    return AzureCliSource().get_token(TokenRequest(feed=FEED, tenant=tenant))
+
+
+def _az_json(token: str, **extra: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "accessToken": token,
+        "expiresOn": "2031-01-01 10:00:00.000000",
+        "expires_on": 1_924_992_000,
+        "subscription": "x",
+        "tenant": TENANT,
+        "tokenType": "Bearer",
+    }
+    data.update(extra)
+    return data
+
+
+# ---------------------------------------------------------------- find_az
+
+
+def test_find_az_on_an_absolute_path(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    az = _executable(good / "az", "#!/bin/sh\n")
+    assert find_az(str(good)) == str(az)
+
+
+def test_find_az_takes_the_first_match(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    _executable(first / "az", "#!/bin/sh\n")
+    _executable(second / "az", "#!/bin/sh\n")
+    assert find_az(os.pathsep.join([str(first), str(second)])) == str(first / "az")
+
+
+def test_find_az_uses_path_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    _executable(good / "az", "#!/bin/sh\n")
+    monkeypatch.setenv("PATH", str(good))
+    assert find_az() == str(good / "az")
+
+
+@pytest.mark.parametrize("entry", ["", ".", "./", "bin", "./bin", "bin/../bin", "..", "~"])
+def test_find_az_skips_relative_and_empty_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    checkout = tmp_path / "repo" / "sub"
+    (checkout / "bin").mkdir(parents=True)
+    for planted in (checkout / "az", checkout / "bin" / "az", checkout.parent / "az"):
+        _executable(planted, "#!/bin/sh\necho planted\n")
+    monkeypatch.chdir(checkout)
+    assert find_az(entry) is None
+    monkeypatch.setenv("PATH", entry)
+    assert find_az() is None
+
+
+def test_find_az_skips_the_current_directory_even_when_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "repo"
+    checkout.mkdir()
+    _executable(checkout / "az", "#!/bin/sh\necho planted\n")
+    monkeypatch.chdir(checkout)
+    assert find_az(str(checkout)) is None
+    assert find_az(str(checkout) + os.sep) is None
+    assert find_az(str(checkout / ".")) is None
+
+
+def test_find_az_skips_a_link_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "repo"
+    checkout.mkdir()
+    _executable(checkout / "az", "#!/bin/sh\necho planted\n")
+    link = tmp_path / "link"
+    link.symlink_to(checkout, target_is_directory=True)
+    monkeypatch.chdir(checkout)
+    assert find_az(str(link)) is None
+
+
+def test_find_az_moves_past_planted_entries_to_the_real_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "repo"
+    checkout.mkdir()
+    _executable(checkout / "az", "#!/bin/sh\necho planted\n")
+    real = tmp_path / "real"
+    real.mkdir()
+    _executable(real / "az", "#!/bin/sh\n")
+    monkeypatch.chdir(checkout)
+    path = os.pathsep.join(["", ".", "bin", str(checkout), str(real)])
+    assert find_az(path) == str(real / "az")
+
+
+def test_find_az_skips_what_cannot_run(tmp_path: Path) -> None:
+    not_executable = tmp_path / "a"
+    not_executable.mkdir()
+    (not_executable / "az").write_text("#!/bin/sh\n", encoding="utf-8")
+    (not_executable / "az").chmod(0o644)
+    directory = tmp_path / "b"
+    (directory / "az").mkdir(parents=True)
+    missing = tmp_path / "missing"
+    assert find_az(os.pathsep.join([str(not_executable), str(directory), str(missing)])) is None
+
+
+def test_find_az_nothing_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    assert find_az() is None
+
+
+def test_no_az_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = _get()
+    assert isinstance(result, Unavailable)
+    assert "az" in result.reason
+
+
+def test_an_az_planted_in_the_current_directory_is_never_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran"
+    _executable(tmp_path / "az", f'#!/bin/sh\ntouch "{marker}"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", os.pathsep.join([".", "", str(tmp_path), SYSTEM_PATH]))
+    result = _get()
+    assert isinstance(result, Unavailable)
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- running az
+
+
+def test_argv_with_a_tenant(fake_az: FakeAz) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _get(TENANT)
+    assert fake_az.argv() == [
+        "account",
+        "get-access-token",
+        "--resource",
+        DEVOPS_RESOURCE,
+        "--tenant",
+        TENANT,
+        "--output",
+        "json",
+    ]
+
+
+@pytest.mark.parametrize("tenant", [None, ""])
+def test_argv_without_a_tenant(fake_az: FakeAz, tenant: str | None) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _get(tenant)
+    assert fake_az.argv() == [
+        "account",
+        "get-access-token",
+        "--resource",
+        DEVOPS_RESOURCE,
+        "--output",
+        "json",
+    ]
+
+
+def test_a_user_token(fake_az: FakeAz) -> None:
+    secret = user_jwt(exp=1_900_000_000)
+    fake_az.prints(_az_json(secret), stderr="WARNING: a newer version of az is available\n")
+    token = _get()
+    assert isinstance(token, Token)
+    assert token.secret == secret
+    assert token.user is True
+    assert token.expires_on == 1_900_000_000
+    assert token.identity == f"{TENANT}/{USER_OID}"
+    assert token.source == "azure_cli"
+
+
+@pytest.mark.parametrize(
+    ("expires_on", "expected"),
+    [
+        (1_924_992_000, 1_924_992_000.0),
+        ("1924992000", 1_924_992_000.0),
+        ("not a number", None),
+        (None, None),
+        (True, None),
+        ([1], None),
+    ],
+)
+def test_expiry_of_an_opaque_token_comes_from_expires_on(
+    fake_az: FakeAz, expires_on: object, expected: float | None
+) -> None:
+    fake_az.prints(_az_json("opaque-token-value", expires_on=expires_on))
+    token = _get()
+    assert isinstance(token, Token)
+    assert token.expires_on == expected
+
+
+def test_missing_expires_on(fake_az: FakeAz) -> None:
+    data = _az_json("opaque-token-value")
+    del data["expires_on"]
+    fake_az.prints(data)
+    token = _get()
+    assert isinstance(token, Token)
+    assert token.expires_on is None
+
+
+def test_not_logged_in_is_unavailable(fake_az: FakeAz) -> None:
+    fake_az.prints("", rc=1, stderr="ERROR: Please run 'az login' to setup account.\n")
+    result = _get()
+    assert isinstance(result, Unavailable)
+    assert "az login" in result.reason
+    assert TENANT in result.reason
+
+
+def test_aadsts_error_says_how_to_sign_in_to_the_tenant(fake_az: FakeAz) -> None:
+    fake_az.prints("", rc=1, stderr="ERROR: AADSTS50173: The provided grant has expired.\n")
+    with pytest.raises(SourceError) as caught:
+        _get(TENANT)
+    assert f"az login --tenant {TENANT}" in str(caught.value)
+    assert "AADSTS50173" in str(caught.value)
+
+
+def test_aadsts_error_as_az_really_prints_it_is_not_mistaken_for_signed_out(
+    fake_az: FakeAz,
+) -> None:
+    """az adds "Interactive authentication is needed. Please run: az login ..." to AADSTS errors."""
+    stderr = (
+        "ERROR: AADSTS50076: Due to a configuration change made by your administrator, "
+        "or because you moved to a new location, you must use multi-factor authentication "
+        "to access '499b84ac-1321-427f-aa17-267ca6975798'.\n"
+        "Trace ID: 0000\nInteractive authentication is needed. Please run:\n"
+        "az login --scope 499b84ac-1321-427f-aa17-267ca6975798/.default\n"
+    )
+    fake_az.prints("", rc=1, stderr=stderr)
+    with pytest.raises(SourceError) as caught:
+        _get(TENANT)
+    assert f"az login --tenant {TENANT}" in str(caught.value)
+    assert "AADSTS50076" in str(caught.value)
+
+
+def test_aadsts_error_without_a_tenant(fake_az: FakeAz) -> None:
+    fake_az.prints("", rc=1, stderr="ERROR: AADSTS700082: The refresh token has expired.\n")
+    with pytest.raises(SourceError) as caught:
+        _get(None)
+    assert "az login" in str(caught.value)
+    assert "--tenant" not in str(caught.value)
+
+
+def test_a_traceback_is_a_source_error(fake_az: FakeAz) -> None:
+    stderr = (
+        "Traceback (most recent call last):\n"
+        '  File "/opt/az/lib/python3.12/site-packages/azure/cli/__main__.py", line 1\n'
+        "ModuleNotFoundError: No module named 'knack'\n"
+    )
+    fake_az.prints("", rc=1, stderr=stderr)
+    with pytest.raises(SourceError, match="az account get-access-token"):
+        _get()
+
+
+def test_an_unknown_failure_shows_the_last_line(fake_az: FakeAz) -> None:
+    fake_az.prints("", rc=2, stderr="something odd\nERROR: the real reason\n")
+    with pytest.raises(SourceError, match="the real reason"):
+        _get()
+
+
+def test_a_silent_failure(fake_az: FakeAz) -> None:
+    fake_az.prints("", rc=3)
+    with pytest.raises(SourceError):
+        _get()
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        "",
+        "not json",
+        "<html>proxy says no</html>",
+        "[1, 2]",
+        '"just a string"',
+        "null",
+        "{}",
+        '{"accessToken": ""}',
+        '{"accessToken": null}',
+        '{"accessToken": 42}',
+        '{"accessToken": "has spaces"}',
+        '{"accessToken": "line\\nbreak"}',
+        '{"access_token": "wrong-name"}',
+        '{"accessToken": "tok"',
+        '{"accessToken": "caf\\u00e9"}',
+    ],
+)
+def test_unusable_output_is_a_source_error(fake_az: FakeAz, stdout: str) -> None:
+    fake_az.prints(stdout)
+    with pytest.raises(SourceError):
+        _get()
+
+
+def test_non_utf8_output_is_a_source_error(fake_az: FakeAz) -> None:
+    raw = fake_az.bin_dir / "raw.bin"
+    raw.write_bytes(b'{"accessToken": "\xff\xfe"}')
+    fake_az.install(f'cat "{raw}"')
+    with pytest.raises(SourceError):
+        _get()
+
+
+def test_a_timeout_is_a_source_error_naming_the_setting(
+    fake_az: FakeAz, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT", "1")
+    fake_az.install("exec sleep 30")
+    with pytest.raises(SourceError) as caught:
+        _get()
+    assert "ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT" in str(caught.value)
+
+
+def test_an_az_that_cannot_be_executed(fake_az: FakeAz) -> None:
+    _executable(fake_az.bin_dir / "az", "\x7fELF not really a program")
+    with pytest.raises(SourceError, match="cannot run"):
+        _get()
+
+
+def test_az_gets_no_stdin_and_prints_nothing_to_ours(
+    fake_az: FakeAz, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = fake_az.bin_dir / "stdin.txt"
+    data = fake_az.bin_dir / "stdout.txt"
+    data.write_text(json.dumps(_az_json(user_jwt())), encoding="utf-8")
+    fake_az.install(f'cat > "{seen}"\ncat "{data}"\necho "a warning" >&2')
+    token = _get()
+    assert isinstance(token, Token)
+    assert seen.read_text(encoding="utf-8") == ""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from artifacts_keyring_nofuss.errors import SourceError
+from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
+from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource
+
+from .helpers import feed
+
+REQUEST = TokenRequest(feed=feed(), tenant=None)
+CLIENT = "11111111-1111-1111-1111-111111111111"
+TENANT = "22222222-2222-2222-2222-222222222222"
+
+
+def _clean_env() -> dict[str, str]:
+    prefixes = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_", "ARTIFACTS_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+def test_nothing_configured_is_unavailable() -> None:
+    result = AzureIdentitySource().get_token(REQUEST)
+    assert isinstance(result, Unavailable)
+    assert "managed identity" in result.reason
+    assert "AZURE_CLIENT_ID" in result.reason
+
+
+def test_nothing_configured_prints_nothing_in_a_real_process() -> None:
+    """No azure-identity warning paragraphs on a laptop without any Azure workload identity."""
+    code = (
+        "from artifacts_keyring_nofuss.feeds import parse_feed_url\n"
+        "from artifacts_keyring_nofuss.identities import TokenRequest\n"
+        "from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource\n"
+        "feed = parse_feed_url('https://pkgs.dev.azure.com/contoso/_packaging/f/pypi/simple/')\n"
+        "result = AzureIdentitySource().get_token(TokenRequest(feed=feed, tenant=None))\n"
+        "print(type(result).__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=_clean_env(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Unavailable\n"
+    assert done.stderr == ""
+
+
+def test_user_assigned_client_id_without_a_managed_identity_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    result = AzureIdentitySource().get_token(REQUEST)
+    assert isinstance(result, Unavailable)
+    assert capsys.readouterr().out == ""
+
+
+def test_workload_identity_with_a_missing_token_file_is_a_source_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(tmp_path / "missing-token"))
+    with pytest.raises(SourceError, match="workload identity"):
+        AzureIdentitySource().get_token(REQUEST)
+
+
+def test_a_certificate_that_is_not_a_certificate_is_a_source_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bogus = tmp_path / "cert.pem"
+    bogus.write_text("not a certificate\n", encoding="utf-8")
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_CLIENT_CERTIFICATE_PATH", str(bogus))
+    with pytest.raises(SourceError, match="azure-identity"):
+        AzureIdentitySource().get_token(REQUEST)
+
+
+def test_a_missing_certificate_file_is_a_source_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source that applies and fails raises SourceError, whatever azure-identity raised."""
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_CLIENT_CERTIFICATE_PATH", str(tmp_path / "missing.pem"))
+    with pytest.raises(SourceError):
+        AzureIdentitySource().get_token(REQUEST)

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from keyring.util import platform_
+
+from artifacts_keyring_nofuss import config
+from artifacts_keyring_nofuss.errors import ConfigError
+
+
+def _write_keyringrc(text: str) -> Path:
+    path = Path(platform_.config_root()) / "keyringrc.cfg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_keyringrc_lives_where_keyring_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert config.keyringrc_path() == Path(platform_.config_root()) / "keyringrc.cfg"
+    if os.name != "nt":
+        assert config.keyringrc_path() == tmp_path / "python_keyring" / "keyringrc.cfg"
+
+
+def test_no_setting_anywhere() -> None:
+    assert config.provider_setting() == (None, "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("azure_cli", "azure_cli"), ("  azure_identity \n", "azure_identity")]
+)
+def test_provider_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: str
+) -> None:
+    monkeypatch.setenv(config.PROVIDER_VAR, raw)
+    assert config.provider_setting() == (expected, "ARTIFACTS_KEYRING_NOFUSS_PROVIDER")
+
+
+def test_provider_from_keyringrc() -> None:
+    path = _write_keyringrc(
+        "[backend]\ndefault-keyring=x\n\n[artifacts_keyring_nofuss]\nprovider = azure_identity\n"
+    )
+    value, where = config.provider_setting()
+    assert value == "azure_identity"
+    assert str(path) in where
+    assert "provider" in where
+
+
+def test_environment_wins_over_keyringrc(monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_keyringrc("[artifacts_keyring_nofuss]\nprovider = azure_identity\n")
+    monkeypatch.setenv(config.PROVIDER_VAR, "azure_cli")
+    assert config.provider_setting() == ("azure_cli", config.PROVIDER_VAR)
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_environment_variable_falls_through_to_keyringrc(
+    monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    _write_keyringrc("[artifacts_keyring_nofuss]\nprovider = azure_identity\n")
+    monkeypatch.setenv(config.PROVIDER_VAR, blank)
+    assert config.provider_setting()[0] == "azure_identity"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[backend]\ndefault-keyring=keyring.backends.fail.Keyring\n",
+        "[artifacts_keyring_nofuss]\n",
+        "[artifacts_keyring_nofuss]\nprovider =\n",
+        "[artifacts_keyring_nofuss]\nprovider =    \n",
+        "[artifacts_keyring_nofuss]\nsomething_else = azure_cli\n",
+        "[ARTIFACTS_KEYRING_NOFUSS]\nprovider = azure_cli\n",
+    ],
+)
+def test_keyringrc_without_a_provider(text: str) -> None:
+    _write_keyringrc(text)
+    assert config.provider_setting() == (None, "")
+
+
+def test_percent_signs_are_not_interpolated() -> None:
+    _write_keyringrc("[artifacts_keyring_nofuss]\nprovider = %(x)s\n")
+    assert config.provider_setting()[0] == "%(x)s"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"provider = azure_cli\n",  # no section header
+        b"[artifacts_keyring_nofuss\nprovider = azure_cli\n",
+        b"[artifacts_keyring_nofuss]\nprovider = azure_cli\nprovider = azure_identity\n",
+        b"[artifacts_keyring_nofuss]\nprovider = \xff\xfe\n",
+    ],
+)
+def test_a_broken_keyringrc_is_a_config_error_naming_the_file(content: bytes) -> None:
+    path = Path(platform_.config_root()) / "keyringrc.cfg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        config.provider_setting()
+    assert str(path) in str(caught.value)
+
+
+def test_a_keyringrc_in_the_current_directory_is_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    planted = "[artifacts_keyring_nofuss]\nprovider = planted_by_a_repository\n"
+    (checkout / "keyringrc.cfg").write_text(planted, encoding="utf-8")
+    (checkout / "python_keyring").mkdir()
+    (checkout / "python_keyring" / "keyringrc.cfg").write_text(planted, encoding="utf-8")
+    monkeypatch.chdir(checkout)
+    assert config.provider_setting() == (None, "")
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def test_defaults() -> None:
+    assert config.session_minutes() == 240
+    assert config.az_timeout() == 30
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("5", 5), ("60", 60), (" 90 ", 90), ("1.5e2", 150), ("10080", 10080)]
+)
+def test_session_minutes(monkeypatch: pytest.MonkeyPatch, raw: str, expected: float) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_SESSION_MINUTES", raw)
+    assert config.session_minutes() == expected
+
+
+def test_session_minutes_from_the_official_providers_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_VSTS_SESSIONTIMEMINUTES", "120")
+    assert config.session_minutes() == 120
+
+
+def test_our_variable_wins_over_the_official_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_VSTS_SESSIONTIMEMINUTES", "120")
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_SESSION_MINUTES", "60")
+    assert config.session_minutes() == 60
+
+
+def test_a_blank_variable_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_SESSION_MINUTES", "  ")
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_VSTS_SESSIONTIMEMINUTES", "120")
+    assert config.session_minutes() == 120
+
+
+@pytest.mark.parametrize(
+    "raw", ["0", "4", "4.99", "-60", "10081", "1e9", "inf", "-inf", "nan", "NaN"]
+)
+def test_session_minutes_out_of_range(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_SESSION_MINUTES", raw)
+    with pytest.raises(ConfigError) as caught:
+        config.session_minutes()
+    assert "ARTIFACTS_KEYRING_NOFUSS_SESSION_MINUTES" in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["four hours", "4h", "0x10", "1,5", "--"])
+def test_session_minutes_not_a_number(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_SESSION_MINUTES", raw)
+    with pytest.raises(ConfigError, match="not a number"):
+        config.session_minutes()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("2.5", 2.5), ("600", 600)])
+def test_az_timeout(monkeypatch: pytest.MonkeyPatch, raw: str, expected: float) -> None:
+    monkeypatch.setenv(config.AZ_TIMEOUT_VAR, raw)
+    assert config.az_timeout() == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "0.5", "-1", "601", "inf", "nan", "soon"])
+def test_az_timeout_refused(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv(config.AZ_TIMEOUT_VAR, raw)
+    with pytest.raises(ConfigError, match=config.AZ_TIMEOUT_VAR):
+        config.az_timeout()

@@ -1,0 +1,354 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+import urllib3
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from artifacts_keyring_nofuss.feeds import READ_SCOPE, WRITE_SCOPE, Feed, parse_feed_url
+
+GUID = "0d1e1b0f-3e8e-4a7b-9a6b-1234567890ab"
+
+
+# (service string, host, org, project, feed, view, write)
+# fmt: off
+ACCEPTED: list[tuple[str, str, str, str | None, str, str | None, bool]] = [
+    ("https://pkgs.dev.azure.com/Contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com/contoso/Proj/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", "Proj", "feed", None, False),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed@Release/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", "Release", False),
+    ("https://pkgs.dev.azure.com/contoso/proj/_packaging/feed@Local/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", "proj", "feed", "Local", False),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/upload",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, True),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/upload/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, True),
+    ("https://pkgs.dev.azure.com/contoso/proj/_packaging/feed@Release/pypi/upload/",
+     "pkgs.dev.azure.com", "contoso", "proj", "feed", "Release", True),
+    (f"https://pkgs.dev.azure.com/contoso/_packaging/{GUID}/pypi/download/pkg/1.0/pkg-1.0.tar.gz",
+     "pkgs.dev.azure.com", "contoso", None, "0d1e1b0f-3e8e-4a7b-9a6b-1234567890ab", None, False),
+    ("https://contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+     "contoso.pkgs.visualstudio.com", "contoso", None, "feed", None, False),
+    ("https://Contoso.pkgs.visualstudio.com/proj/_packaging/feed/pypi/simple/",
+     "contoso.pkgs.visualstudio.com", "contoso", "proj", "feed", None, False),
+    ("https://contoso.pkgs.visualstudio.com/_packaging/feed/pypi/upload/",
+     "contoso.pkgs.visualstudio.com", "contoso", None, "feed", None, True),
+    ("https://pkgs.codedev.ms/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.codedev.ms", "contoso", None, "feed", None, False),
+    ("https://pkgs.vsts.me/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.vsts.me", "contoso", None, "feed", None, False),
+    ("https://__token__@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://VssSessionToken@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://user:pw@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/upload/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, True),
+    ("https://user:pw@contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+     "contoso.pkgs.visualstudio.com", "contoso", None, "feed", None, False),
+    ("pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple",
+     "contoso.pkgs.visualstudio.com", "contoso", None, "feed", None, False),
+    ("HTTPS://PKGS.DEV.AZURE.COM/CONTOSO/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com/contoso/_PACKAGING/feed/PyPI/Upload",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, True),
+    ("https://pkgs.dev.azure.com:443/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("pkgs.dev.azure.com:443/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com:8443/contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com:8443", "contoso", None, "feed", None, False),
+    ("https://contoso.pkgs.visualstudio.com:4443/_packaging/feed/pypi/simple/",
+     "contoso.pkgs.visualstudio.com:4443", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com/%43ontoso/My%20Project/_packaging/my%2Dfeed%40Release/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", "My Project", "my-feed", "Release", False),
+    ("https://pkgs.dev.azure.com/contoso/%5Fpackaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com./contoso/_packaging/feed/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://contoso.pkgs.visualstudio.com./_packaging/feed/pypi/simple/",
+     "contoso.pkgs.visualstudio.com", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/?a=1#frag",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed",
+     "pkgs.dev.azure.com", "contoso", None, "feed", None, False),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/my.feed_1~x/pypi/simple/",
+     "pkgs.dev.azure.com", "contoso", None, "my.feed_1~x", None, False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("service", "host", "org", "project", "name", "view", "write"), ACCEPTED)
+def test_accepted_forms(
+    service: str,
+    host: str,
+    org: str,
+    project: str | None,
+    name: str,
+    view: str | None,
+    write: bool,
+) -> None:
+    found = parse_feed_url(service)
+    assert found is not None
+    assert (found.host, found.org, found.project, found.feed, found.view, found.write) == (
+        host,
+        org,
+        project,
+        name,
+        view,
+        write,
+    )
+    assert found.scope == (WRITE_SCOPE if write else READ_SCOPE)
+
+
+@pytest.mark.parametrize("service", [row[0] for row in ACCEPTED])
+def test_feed_url_is_a_clean_https_url_on_the_same_host(service: str) -> None:
+    found = parse_feed_url(service)
+    assert found is not None
+    parts = urlsplit(found.url)
+    assert parts.scheme == "https"
+    assert parts.netloc == found.host  # no userinfo, default port dropped
+    assert "@" not in parts.netloc
+    assert parts.query == ""
+    assert parts.fragment == ""
+    assert "?" not in found.url
+    assert "#" not in found.url
+    assert found.org == found.org.lower()
+    assert found.host == found.host.lower()
+
+
+def test_feed_url_keeps_the_path_the_user_gave() -> None:
+    found = parse_feed_url(
+        "https://u:p@pkgs.dev.azure.com/Contoso/Proj/_packaging/feed@Release/pypi/simple/?x#y"
+    )
+    assert found is not None
+    assert (
+        found.url == "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/feed@Release/pypi/simple/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "label"),
+    [
+        ("https://pkgs.dev.azure.com/Contoso/_packaging/feed/pypi/simple/", "contoso/feed"),
+        (
+            "https://pkgs.dev.azure.com/contoso/Proj/_packaging/feed/pypi/simple/",
+            "contoso/Proj/feed",
+        ),
+        (
+            "https://pkgs.dev.azure.com/contoso/proj/_packaging/feed@Release/pypi/simple/",
+            "contoso/proj/feed@Release",
+        ),
+        ("https://contoso.pkgs.visualstudio.com/_packaging/f@v/pypi/simple/", "contoso/f@v"),
+    ],
+)
+def test_label(service: str, label: str) -> None:
+    found = parse_feed_url(service)
+    assert found is not None
+    assert found.label == label
+
+
+def test_upload_and_read_urls_of_one_feed_differ_only_in_scope() -> None:
+    read = parse_feed_url("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/")
+    write = parse_feed_url("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/upload/")
+    assert read is not None
+    assert write is not None
+    assert (read.scope, write.scope) == ("vso.packaging", "vso.packaging_write")
+    assert (read.host, read.org, read.feed) == (write.host, write.org, write.feed)
+
+
+def test_a_path_segment_named_upload_elsewhere_is_not_an_upload() -> None:
+    found = parse_feed_url("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/upload/")
+    assert found is not None
+    assert found.write is False
+
+
+def _punycode(host: str) -> str:
+    return host.encode("idna").decode("ascii")
+
+
+REJECTED: list[object] = [
+    # other hosts and lookalikes
+    "https://pypi.org/simple/",
+    "https://evilpkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com.evil.com/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs-dev-azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgsdev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https://dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.co/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs.codeapp.ms.evil.com/contoso/_packaging/feed/pypi/simple/",
+    "https://contoso.pkgs.visualstudio.com.evil.com/_packaging/feed/pypi/simple/",
+    "https://pkgs.visualstudio.com/contoso/_packaging/feed/pypi/simple/",
+    "https://a.b.pkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+    "https://-contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+    "https://contoso_x.pkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com@evil.com/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com:443@evil.com/contoso/_packaging/feed/pypi/simple/",
+    "https://evil.com#@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https://evil.com?@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    # a backslash ends the authority for the HTTP clients (urllib3, WHATWG): the request goes
+    # to evil.com while the credential would be for pkgs.dev.azure.com
+    "https://evil.com\\@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "evil.com\\@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https://evil.com\\@contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com\\@evil.com/contoso/_packaging/feed/pypi/simple/",
+    # unicode homoglyphs and their punycode
+    "https://pkgs.dev.\u0430zure.com/contoso/_packaging/feed/pypi/simple/",  # Cyrillic a
+    "https://\uff50kgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",  # fullwidth p
+    "https://p\u212ags.dev.azure.com/contoso/_packaging/feed/pypi/simple/",  # Kelvin sign
+    "https://contoso.p\u212ags.visualstudio.com/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure\u3002com/contoso/_packaging/feed/pypi/simple/",  # ideographic stop
+    "https://" + _punycode("pkgs.dev.\u0430zure.com") + "/contoso/_packaging/feed/pypi/simple/",
+    "https://" + _punycode("pkgs.dev.azur\u0435.com") + "/contoso/_packaging/feed/pypi/simple/",
+    "https://" + _punycode("p\u043ekgs.dev.azure.com") + "/contoso/_packaging/feed/pypi/simple/",
+    "https://xn--pkgs-dev-azure-com.evil/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.xn--zure-43d.com/contoso/_packaging/feed/pypi/simple/",
+    # schemes
+    "http://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "HTTP://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "ftp://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "file://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "//pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https:pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https:///pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    # what other clients ask keyring about
+    "poetry-repository-x",
+    "poetry-repository-pkgs.dev.azure.com",
+    "python-poetry-check",
+    "pdm-foo",
+    "pdm-pkgs.dev.azure.com",
+    "pypi.org",
+    "upload.pypi.org",
+    "",
+    " ",
+    "\t",
+    "\n",
+    # whitespace and control characters
+    " https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/ ",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/\n",
+    "https://pkgs.dev.azure.com/contoso/_packaging/fe ed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/\r\nX-Injected: 1",
+    "https://pkgs.dev.azure.com/con\x00toso/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com\x00.evil.com/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/\x1b[31m",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed\u200b/pypi/simple/",
+    # percent-encoded control characters: a decoded name must be a plain name
+    "https://pkgs.dev.azure.com/contoso%00/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso%0A/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed%0A/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/proj%0a/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed@view%0A/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso%2F_packaging/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/%2e%2e/_packaging/feed/pypi/simple/",
+    # very long
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/" + "a" * 5000,
+    "https://pkgs.dev.azure.com/" + "c" * 300 + "/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/" + "f" * 101 + "/pypi/simple/",
+    "x" * 100_000,
+    # not strings
+    None,
+    b"https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    bytearray(b"https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+    42,
+    3.5,
+    ["https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"],
+    object(),
+    # no organisation, no feed
+    "pkgs.dev.azure.com",
+    "pkgs.dev.azure.com/",
+    "https://pkgs.dev.azure.com",
+    "https://pkgs.dev.azure.com/",
+    "https://pkgs.dev.azure.com:443",
+    "contoso.pkgs.visualstudio.com",
+    "https://contoso.pkgs.visualstudio.com/",
+    "https://pkgs.dev.azure.com/contoso",
+    "https://pkgs.dev.azure.com/contoso/",
+    "https://pkgs.dev.azure.com/contoso/proj/",
+    "https://pkgs.dev.azure.com/contoso/_apis/packaging/feeds",
+    "https://pkgs.dev.azure.com/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging",
+    "https://pkgs.dev.azure.com/contoso/_packaging/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/@view/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/feed@a@b/pypi/simple/",
+    # _packaging too deep
+    "https://pkgs.dev.azure.com/contoso/a/b/_packaging/feed/pypi/simple/",
+    "https://contoso.pkgs.visualstudio.com/a/b/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/proj/../_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/../_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com/contoso/_packaging/../pypi/simple/",
+    "https://pkgs.dev.azure.com/.contoso/_packaging/feed/pypi/simple/",
+    # ports that are not ports, hosts that are not hosts
+    "https://pkgs.dev.azure.com:99999/contoso/_packaging/feed/pypi/simple/",
+    "https://pkgs.dev.azure.com:x/contoso/_packaging/feed/pypi/simple/",
+    "https://[::1]/contoso/_packaging/feed/pypi/simple/",
+    "https://[pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+    "https://127.0.0.1/contoso/_packaging/feed/pypi/simple/",
+    # garbage
+    "://",
+    "https://",
+    "@@@",
+    "%%%",
+    "\\\\pkgs.dev.azure.com\\contoso\\_packaging\\feed",
+    "_packaging",
+    "\udcff",
+]
+
+
+@pytest.mark.parametrize("service", REJECTED, ids=lambda s: repr(s)[:60])
+def test_rejected(service: object) -> None:
+    assert parse_feed_url(service) is None
+
+
+@given(st.one_of(st.text(), st.binary(), st.none(), st.integers()))
+def test_never_raises(service: object) -> None:
+    result = parse_feed_url(service)
+    assert result is None or isinstance(result, Feed)
+
+
+_URL_CHARS = st.sampled_from(list("aZ09.-_@:/\\?#%[]!$&'()*+,;=~ \t\u212a\u0430\uff0e"))
+_HOSTS = st.sampled_from(
+    ["pkgs.dev.azure.com", "contoso.pkgs.visualstudio.com", "pkgs.codedev.ms", "evil.com"]
+)
+
+
+@given(
+    prefix=st.text(_URL_CHARS, max_size=12),
+    host=_HOSTS,
+    middle=st.text(_URL_CHARS, max_size=12),
+)
+@example(prefix="evil.com\\@", host="pkgs.dev.azure.com", middle="")
+@example(prefix="evil.com\\@", host="contoso.pkgs.visualstudio.com", middle="")
+def test_the_host_we_vouch_for_is_the_host_an_http_client_connects_to(
+    prefix: str, host: str, middle: str
+) -> None:
+    """A credential handed out for a service string goes wherever the client sends that URL."""
+    service = f"https://{prefix}{host}{middle}/contoso/_packaging/feed/pypi/simple/"
+    found = parse_feed_url(service)
+    if found is None:
+        return
+    try:
+        target = urllib3.util.parse_url(service)
+    except (urllib3.exceptions.LocationParseError, ValueError):
+        return  # the client cannot send this anywhere
+    target_host = (target.host or "").lower().rstrip(".")
+    assert target_host == found.host.split(":")[0]
+
+
+@given(
+    org=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,20}", fullmatch=True),
+    name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True),
+    upload=st.booleans(),
+)
+def test_any_plain_org_and_feed_name_is_understood(org: str, name: str, upload: bool) -> None:
+    kind = "upload" if upload else "simple"
+    found = parse_feed_url(f"https://pkgs.dev.azure.com/{org}/_packaging/{name}/pypi/{kind}/")
+    assert found is not None
+    assert found.org == org.lower()
+    assert found.feed == name
+    assert found.write is upload

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from artifacts_keyring_nofuss import log
+
+from .helpers import TENANT, user_jwt
+
+PAT = "a" * 20 + "b1c2d3e4f5g6h7i8j9k0l1m2n3o4p5q6"  # 52 characters, like a PAT
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"token {user_jwt()} refused", user_jwt()),
+        (f"Authorization: Bearer {user_jwt()}", user_jwt()),
+        ("Authorization: Bearer abcdefgh12345678", "abcdefgh12345678"),
+        ("authorization: bearer abcdefgh12345678", "abcdefgh12345678"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ("BASIC   dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        (f"password={PAT}", PAT),
+        (f"{PAT}", PAT),
+        ("secret " + "Zm9vYmFy" * 8 + "==", "Zm9vYmFy" * 8),
+        ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0", "eyJzdWIiOiJ4In0"),
+    ],
+)
+def test_redact_hides_secrets(text: str, secret: str) -> None:
+    redacted = log.redact(text)
+    assert secret not in redacted
+    assert "redacted" in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "az failed: no message",
+        "Basic realm",
+        "Bearer",
+        "tenant " + TENANT,
+        "organisation contoso, feed feed, scope vso.packaging",
+        "short token abc123",
+    ],
+)
+def test_redact_leaves_ordinary_text_alone(text: str) -> None:
+    assert log.redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso/Project/_packaging/feed/pypi/upload/",
+        f"https://login.microsoftonline.com/{TENANT}",
+        "https://vssps.dev.azure.com/contoso/_apis/Token/SessionTokens",
+    ],
+)
+def test_redact_keeps_urls_readable_in_debug_lines(url: str) -> None:
+    """The debug lines exist to show which feed and which service; a URL is not a secret."""
+    assert log.redact(f"{url} is Azure Artifacts") == f"{url} is Azure Artifacts"
+
+
+def test_debug_is_silent_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    log.debug("step %s", "one")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""
+
+
+@pytest.mark.parametrize("value", ["1", "true", "TRUE", "yes", "on", " 1 "])
+def test_debug_on_demand(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    monkeypatch.setenv(log.DEBUG_VAR, value)
+    log.debug("step %s", "one")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "artifacts-keyring-nofuss: step one\n"
+
+
+@pytest.mark.parametrize("value", ["0", "", "false", "no", "2"])
+def test_debug_stays_off(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    monkeypatch.setenv(log.DEBUG_VAR, value)
+    log.debug("step %s", "one")
+    assert capsys.readouterr().err == ""
+
+
+def test_debug_follows_the_variable_within_one_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(log.DEBUG_VAR, "1")
+    log.debug("first")
+    monkeypatch.setenv(log.DEBUG_VAR, "0")
+    log.debug("second")
+    assert capsys.readouterr().err == "artifacts-keyring-nofuss: first\n"
+
+
+def test_warnings_always_show_on_stderr_only(capsys: pytest.CaptureFixture[str]) -> None:
+    log.warn("no credential for %s: %s", "contoso/feed", "run `az login`")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        captured.err == "artifacts-keyring-nofuss: no credential for contoso/feed: run `az login`\n"
+    )
+
+
+def test_lines_are_single_lines_and_redacted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(log.DEBUG_VAR, "1")
+    secret = user_jwt()
+    log.warn("line one\nline two\r\nBearer %s", secret)
+    log.debug("got %s", secret)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("artifacts-keyring-nofuss: ") for line in lines)
+    assert secret not in captured.err
+    assert "line one line two" in lines[0]
+
+
+def test_a_broken_message_never_breaks_the_caller() -> None:
+    # In a real process (pytest attaches its own handlers to every logger, so not here).
+    code = (
+        "from artifacts_keyring_nofuss import log\n"
+        "log.warn('%s %s', 'only one argument')\n"
+        "log.debug('%d', 'not a number')\n"
+        "print('still running')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, log.DEBUG_VAR: "1"},
+    )
+    assert done.returncode == 0
+    assert done.stdout == "still running\n"
+    assert "Traceback" not in done.stderr
+
+
+def test_a_swapped_stderr_is_honoured(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    replacement = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", replacement)
+    log.warn("to the new stderr")
+    assert replacement.getvalue() == "artifacts-keyring-nofuss: to the new stderr\n"
+    assert capsys.readouterr().out == ""
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def host_handler() -> Iterator[_Recorder]:
+    """A handler on the root logger, as a host application (pip, poetry) would install."""
+    root = logging.getLogger()
+    recorder = _Recorder()
+    level = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield recorder
+    finally:
+        root.removeHandler(recorder)
+        root.setLevel(level)
+
+
+def test_our_logger_does_not_reach_the_hosts_handlers(
+    host_handler: _Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.warn("only ours")
+    assert host_handler.records == []
+    assert "only ours" in capsys.readouterr().err
+
+
+def test_hushed_keeps_library_warnings_off_stderr(
+    host_handler: _Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with log.hushed("azure", "msal"):
+        logging.getLogger("azure.identity._credentials.managed_identity").warning(
+            "ManagedIdentityCredential.get_token failed:\nparagraph one\n\nparagraph two"
+        )
+        logging.getLogger("msal.application").warning("msal says %s", "hello")
+    assert host_handler.records == []
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == ""
+
+
+def test_without_hushed_the_host_sees_library_warnings(host_handler: _Recorder) -> None:
+    logging.getLogger("azure.identity").warning("visible")
+    assert [r.getMessage() for r in host_handler.records] == ["visible"]
+
+
+def test_hushed_turns_library_warnings_into_debug_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(log.DEBUG_VAR, "1")
+    with log.hushed("azure"):
+        logging.getLogger("azure.identity").warning("first line\nsecond line")
+        logging.getLogger("azure.identity").info("not forwarded")
+    err = capsys.readouterr().err
+    assert err == "artifacts-keyring-nofuss: azure.identity: first line\n"
+
+
+def test_hushed_restores_logger_state(host_handler: _Recorder) -> None:
+    azure = logging.getLogger("azure")
+    msal = logging.getLogger("msal")
+    marker = logging.NullHandler()
+    azure.addHandler(marker)
+    msal.propagate = False
+    try:
+        before = (list(azure.handlers), azure.propagate, list(msal.handlers), msal.propagate)
+        with log.hushed("azure", "msal"):
+            assert azure.propagate is False
+        after = (list(azure.handlers), azure.propagate, list(msal.handlers), msal.propagate)
+        assert after == before
+    finally:
+        azure.removeHandler(marker)
+        msal.propagate = True
+    logging.getLogger("azure.identity").warning("after the call, the host's handlers again")
+    assert [r.getMessage() for r in host_handler.records] == [
+        "after the call, the host's handlers again"
+    ]
+
+
+def test_hushed_restores_logger_state_when_the_call_raises() -> None:
+    azure = logging.getLogger("azure")
+    before = (list(azure.handlers), azure.propagate)
+    with pytest.raises(RuntimeError), log.hushed("azure"):
+        raise RuntimeError("boom")
+    assert (list(azure.handlers), azure.propagate) == before
