@@ -1,0 +1,89 @@
+"""Fixtures for the end-to-end suite: the simulated Azure DevOps and isolated client runs.
+
+Everything here needs the network namespace of tests/e2e/sim/netns.py. Outside it the tests
+skip, except under CI (CI=true), where a skip would hide that nothing ran: there they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .helpers import Wheelhouse, build_wheelhouse, client_env_for, run
+from .sim.netns import inside_namespace, namespace_problem
+from .sim.server import Simulator
+
+E2E_DIR = Path(__file__).resolve().parent
+SKIP_REASON = "needs a network namespace: run ./scripts/test"
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _outside_reason() -> str:
+    problem = namespace_problem()
+    return problem if problem is not None else "not started through scripts/test"
+
+
+def _require_namespace() -> None:
+    if inside_namespace():
+        return
+    if _on_ci():
+        pytest.fail(f"end-to-end tests did not run: {_outside_reason()}", pytrace=False)
+    pytest.skip(SKIP_REASON)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ours = [item for item in items if E2E_DIR in Path(str(item.path)).resolve().parents]
+    if not ours:
+        return
+    skip = None if inside_namespace() or _on_ci() else pytest.mark.skip(reason=SKIP_REASON)
+    for item in ours:
+        item.add_marker(pytest.mark.e2e)
+        if skip is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _e2e_namespace_guard() -> None:
+    # Session-scoped and autouse so that it runs before any other session fixture (the
+    # simulator would otherwise try to bind port 443 on the host).
+    _require_namespace()
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    _require_namespace()
+    sim = Simulator(tmp_path_factory.mktemp("sim"))
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
+    house = build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
+    simulator.seed_packages(house.wheels)
+    return house
+
+
+@pytest.fixture
+def sim(simulator: Simulator, wheelhouse: Wheelhouse) -> Simulator:
+    simulator.reset()
+    return simulator
+
+
+@pytest.fixture
+def client_env(tmp_path: Path, simulator: Simulator) -> dict[str, str]:
+    return client_env_for(tmp_path / "client", simulator.ca_pem)
+
+
+@pytest.fixture(name="run")
+def run_fixture() -> Callable[..., object]:
+    return run

@@ -1,0 +1,85 @@
+"""What the scenario tests share: signing in, running a client, reading what the server saw."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import requests
+
+from .helpers import run
+from .sim import world
+from .sim.azcli import az_login
+from .sim.server import Simulator
+
+REPO = Path(__file__).resolve().parents[2]
+POETRY = REPO / ".e2e" / "poetry" / "bin" / "poetry"
+AZURE_HOSTS = frozenset(
+    {
+        "pkgs.dev.azure.com",
+        "vssps.dev.azure.com",
+        "login.microsoftonline.com",
+        "contoso.pkgs.visualstudio.com",
+        "contoso.vssps.visualstudio.com",
+        "app.vssps.visualstudio.com",
+    }
+)
+PREFIX = "artifacts-keyring-nofuss: "
+
+
+def signed_in(env: Mapping[str, str], user: str = world.ALICE) -> dict[str, str]:
+    az_login(env, user)
+    return dict(env)
+
+
+def keyring(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run(["keyring", *args], env, timeout=60)
+
+
+def bin_path(name: str) -> str:
+    """A client from the environment the tests run in (where scripts/bootstrap put it)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def with_user(url: str, user: str) -> str:
+    return url.replace("https://", f"https://{user}@", 1)
+
+
+def feed_accepts(sim: Simulator, url: str, token: str) -> int:
+    """The status a feed answers for `token` as the Basic password, as a client would send it."""
+    auth = base64.b64encode(f"VssSessionToken:{token}".encode()).decode()
+    response = requests.get(
+        url, headers={"Authorization": f"Basic {auth}"}, verify=str(sim.ca_pem), timeout=30
+    )
+    return response.status_code
+
+
+def azure_requests(sim: Simulator) -> list[str]:
+    return [f"{r.method} {r.host}{r.path}" for r in sim.requests() if r.host in AZURE_HOSTS]
+
+
+def assert_no_leak(sim: Simulator, outputs: Iterable[str]) -> None:
+    """No secret the simulator issued or knows appears in anything a user could see."""
+    secrets = [s for s in sim.issued_secrets() if len(s) >= 8]
+    for text in outputs:
+        for secret in secrets:
+            assert secret not in text, "a secret leaked into the output"
+
+
+def one_line_message(stderr: str) -> str:
+    """Our single line on stderr; asserts it is there exactly once and there is no traceback."""
+    assert "Traceback" not in stderr, stderr
+    ours = [line for line in stderr.splitlines() if PREFIX in line]
+    assert len(set(ours)) == 1, stderr
+    return ours[0]
+
+
+def importable(target: Path, env: Mapping[str, str], module: str) -> str:
+    """Import `module` from an install target and return its __version__."""
+    child = dict(env, PYTHONPATH=str(target))
+    done = run([sys.executable, "-c", f"import {module}; print({module}.__version__)"], child)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()

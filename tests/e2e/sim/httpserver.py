@@ -1,0 +1,302 @@
+"""HTTP/1.1 plumbing: threaded listeners, TLS, keep-alive, and the request/response shapes.
+
+The services themselves live elsewhere; this module only turns bytes into `Request`s, asks a
+`Dispatcher` what to do, and carries out injected faults that need the socket (reset, stall).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import socketserver
+import ssl
+import struct
+import sys
+import threading
+import traceback
+import urllib.parse
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from .faults import Pass, Reset, Respond, Stall, Step
+from .log import Note
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+@dataclass
+class Request:
+    scheme: str
+    host: str  # lower case, without port
+    port: int
+    method: str
+    path: str  # as sent, still percent-encoded
+    query: str
+    headers: Message
+    body: bytes
+    note: Note = field(default_factory=Note)
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else str(value)
+
+    def params(self) -> dict[str, str]:
+        return dict(urllib.parse.parse_qsl(self.query, keep_blank_values=True))
+
+    def form(self) -> dict[str, str]:
+        text = self.body.decode("utf-8", "replace")
+        return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+
+    def segments(self) -> list[str]:
+        """Path segments, percent-decoded, empty ones dropped."""
+        return [urllib.parse.unquote(s) for s in self.path.split("/") if s]
+
+    @property
+    def url(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        port = "" if self.port == default else f":{self.port}"
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{self.host}{port}{self.path}{query}"
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def json_response(
+    status: int, payload: Any, headers: list[tuple[str, str]] | None = None
+) -> Response:
+    body = json.dumps(payload, indent=None).encode()
+    return Response(
+        status, [("Content-Type", "application/json; charset=utf-8"), *(headers or [])], body
+    )
+
+
+def text_response(
+    status: int, text: str, content_type: str = "text/plain; charset=utf-8",
+    headers: list[tuple[str, str]] | None = None,
+) -> Response:
+    return Response(status, [("Content-Type", content_type), *(headers or [])], text.encode())
+
+
+def not_found() -> Response:
+    return text_response(404, "Not Found")
+
+
+class Dispatcher(Protocol):
+    def fault(self, request: Request) -> Step | None: ...
+
+    def handle(self, request: Request) -> Response: ...
+
+    def record(self, request: Request, status: int) -> None: ...
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Idle keep-alive connections give up after this long; clients reconnect.
+    timeout = 30
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # the request log is the simulator's own
+
+    def version_string(self) -> str:
+        return "sim"
+
+    def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400)
+            return
+        request = self._request(body)
+        dispatcher = self.server.dispatcher
+        step = dispatcher.fault(request)
+        if isinstance(step, Stall):
+            request.note.fault = "stall"
+            self.server.stopping.wait(step.seconds)
+            step = None
+        if isinstance(step, Reset):
+            request.note.fault = "reset"
+            dispatcher.record(request, 0)
+            self._reset()
+            return
+        if isinstance(step, Respond):
+            request.note.fault = "status"
+            response = Response(step.status, list(step.headers.items()), step.body)
+        else:
+            assert step is None or isinstance(step, Pass)
+            try:
+                response = dispatcher.handle(request)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+                response = text_response(500, "simulator error")
+        dispatcher.record(request, response.status)
+        self._send(request, response)
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _serve
+
+    def _request(self, body: bytes) -> Request:
+        raw_host = self.headers.get("Host") or ""
+        host = raw_host
+        if host.startswith("["):
+            host = host[1:].split("]", 1)[0]
+        elif host.count(":") == 1:
+            host = host.split(":", 1)[0]
+        if not host:
+            host = str(self.server.server_address[0])
+        path, _, query = self.path.partition("?")
+        return Request(
+            scheme=self.server.scheme,
+            host=host.lower().rstrip("."),
+            port=self.server.server_address[1],
+            method=self.command,
+            path=path or "/",
+            query=query,
+            headers=self.headers,
+            body=body,
+        )
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > MAX_BODY:
+            raise ValueError("bad Content-Length")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(1024)
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise ValueError("body too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _send(self, request: Request, response: Response) -> None:
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if request.method != "HEAD":
+                self.wfile.write(response.body)
+        except OSError:
+            self.close_connection = True
+
+    def _reset(self) -> None:
+        # Linger 0 turns close() into a TCP RST: the client sees a reset, not an answer.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+        self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        scheme: str,
+        dispatcher: Dispatcher,
+        ssl_context: ssl.SSLContext | None,
+        stopping: threading.Event,
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.scheme = scheme
+        self.dispatcher = dispatcher
+        self.ssl_context = ssl_context
+        self.stopping = stopping
+        super().__init__(address, _Handler, bind_and_activate=False)
+        if self.address_family == socket.AF_INET6 and address[0] == "::":
+            # One socket for both families: the hosts file maps every name to ::1 as well.
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        try:
+            self.server_bind()
+            self.server_activate()
+        except OSError:
+            self.server_close()
+            raise
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves our own name; there is no DNS in the namespace.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = "sim"
+        self.server_port = self.server_address[1]
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is None:
+            _Handler(request, client_address, self)
+            return
+        request.settimeout(15)
+        try:
+            conn = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):
+            return  # handshake refused, e.g. a client that does not trust our CA
+        try:
+            _Handler(conn, client_address, self)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # clients hanging up mid-request are part of the tests
+
+
+class Listener:
+    """One bound socket served on a background thread."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        scheme: str,
+        dispatcher: Dispatcher,
+        ssl_context: ssl.SSLContext | None,
+        stopping: threading.Event,
+    ) -> None:
+        self._server = _Server(address, scheme, dispatcher, ssl_context, stopping)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sim-{scheme}-{address[0]}:{address[1]}",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def ipv6_usable() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,87 @@
+"""The request log: what every simulated host saw, without a single secret in it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Note:
+    """What a handler learnt about a request, filled in while it is being answered."""
+
+    kind: str = "other"
+    auth_scheme: str = "none"
+    credential_kind: str | None = None
+    credential_fingerprint: str | None = None
+    principal: str | None = None
+    scope: str | None = None
+    valid_to: str | None = None
+    token_type: str | None = None
+    grant_type: str | None = None
+    client_id: str | None = None
+    fault: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One request as the simulator saw it.
+
+    kind: discovery (anonymous 401 on a feed host), index, download, upload, exchange,
+    token (Entra token endpoint or IMDS), devicecode, metadata (OpenID/instance discovery,
+    keys, user realm), plain-index, other.
+    auth_scheme: none, basic, bearer, or the scheme as sent (lower case).
+    credential_kind: session, pat, entra-user, entra-app, unknown, or None without one.
+    credential_fingerprint: sha256 prefix of the secret (`jwts.fingerprint`).
+    fault: None, or the injected step ("status", "reset", "stall") that answered.
+    """
+
+    time: float
+    scheme: str
+    host: str
+    port: int
+    method: str
+    path: str
+    query: str
+    status: int
+    kind: str
+    auth_scheme: str
+    credential_kind: str | None
+    credential_fingerprint: str | None
+    principal: str | None
+    scope: str | None
+    valid_to: str | None
+    token_type: str | None
+    grant_type: str | None
+    client_id: str | None
+    fault: str | None
+    user_agent: str | None
+    extra: dict[str, str]
+
+
+class RequestLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[Record] = []
+
+    def add(self, record: Record) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def select(
+        self, host: str | None = None, path_contains: str | None = None, kind: str | None = None
+    ) -> list[Record]:
+        with self._lock:
+            records = list(self._records)
+        return [
+            r
+            for r in records
+            if (host is None or r.host == host.lower())
+            and (path_contains is None or path_contains.lower() in r.path.lower())
+            and (kind is None or r.kind == kind)
+        ]

