@@ -129,10 +129,12 @@ def tour(demo: Demo) -> int:
     print(bold("artifacts-keyring-nofuss: a tour against a simulated Azure DevOps"))
     print(dim("   pkgs.dev.azure.com, vssps.dev.azure.com and login.microsoftonline.com answer on "
               "127.0.0.1 in a private network namespace, over HTTPS with a throwaway CA."))
-    print(dim("   The backend is the installed wheel; keyring is a uv tool with it, as users have."))
+    print(dim("   The backend is the installed wheel; keyring is a uv tool with it, as users"
+              " have it."))
 
     demo.step("Sign in the way a developer does: az login",
-              "The fake az keeps its state in ~/.azure and gets tokens from the simulated Entra ID.")
+              "The fake az keeps its state in ~/.azure and gets tokens from the simulated"
+              " Entra ID.")
     az_login(demo.env, world.ALICE)
     print(f"   $ az login --username {world.ALICE} --password ******")
     demo.server_view()

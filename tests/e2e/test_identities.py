@@ -55,7 +55,8 @@ def test_managed_identity_through_the_metadata_service(
     (imds,) = [r for r in sim.requests(kind="token") if r.host == "169.254.169.254"]
     assert imds.status == 200
     assert (f"client_id={world.MI_USER_CLIENT_ID}" in imds.query) is user_assigned
-    assert imds.client_id == (world.MI_USER_CLIENT_ID if user_assigned else world.MI_SYSTEM_CLIENT_ID)
+    expected = world.MI_USER_CLIENT_ID if user_assigned else world.MI_SYSTEM_CLIENT_ID
+    assert imds.client_id == expected
     assert sim.count("exchange") == 0
     assert feed_accepts(sim, world.SHARED_INDEX, done.stdout.strip()) == 200
 
