@@ -10,6 +10,7 @@ other interface, so a client that tried the real Azure would fail fast instead o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -92,6 +93,21 @@ def _run(argv: list[str]) -> None:
         raise SystemExit(f"netns: {' '.join(argv)} failed: {result.stderr.strip()}")
 
 
+def _stable_hosts_file(content: str) -> Path:
+    """One hosts file per content, left in place and never rewritten: a namespace nested in
+    another (the demo's test) must bind over a mount whose file still exists."""
+    digest = hashlib.sha256(content.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"akn-netns-hosts-{os.getuid()}-{digest}"
+    if not path.exists() or path.read_text() != content:
+        scratch = Path(tempfile.mkdtemp(prefix="akn-netns-"))
+        staged = scratch / "hosts"
+        staged.write_text(content)
+        staged.chmod(0o644)
+        staged.replace(path)
+        scratch.rmdir()
+    return path
+
+
 def _inside(cwd: str, command: list[str]) -> int:
     ip = _tool("ip")
     mount = _tool("mount")
@@ -99,14 +115,8 @@ def _inside(cwd: str, command: list[str]) -> int:
         raise SystemExit("netns: ip (iproute2) and mount are needed")
     _run([ip, "link", "set", "lo", "up"])
     _run([ip, "addr", "add", f"{IMDS_ADDRESS}/32", "dev", "lo"])
-    scratch = Path(tempfile.mkdtemp(prefix="akn-netns-"))
-    hosts = scratch / "hosts"
-    hosts.write_text(hosts_file(_ipv6_on_loopback()))
-    hosts.chmod(0o644)
+    hosts = _stable_hosts_file(hosts_file(_ipv6_on_loopback()))
     _run([mount, "--bind", str(hosts), "/etc/hosts"])
-    # The mount keeps the inode alive; nothing is left behind in /tmp.
-    hosts.unlink()
-    scratch.rmdir()
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
     env[ENV_MARKER] = "1"
     os.chdir(cwd)
