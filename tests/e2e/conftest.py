@@ -15,6 +15,7 @@ import pytest
 from .helpers import Wheelhouse, build_wheelhouse, client_env_for, run
 from .sim.netns import inside_namespace, namespace_problem
 from .sim.server import Simulator
+from .sim.world import ATTACKER_HOSTS
 
 E2E_DIR = Path(__file__).resolve().parent
 SKIP_REASON = "needs a network namespace: run ./scripts/test"
@@ -87,3 +88,19 @@ def client_env(tmp_path: Path, simulator: Simulator) -> dict[str, str]:
 @pytest.fixture(name="run")
 def run_fixture() -> Callable[..., object]:
     return run
+
+
+@pytest.fixture(autouse=True)
+def _no_credential_where_it_must_not_go(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every scenario: no attacker host saw a credential, no secret rode in a URL."""
+    yield
+    # The simulator's own tests send credentials to attacker hosts on purpose, to test the log.
+    if "simulator" not in request.fixturenames or request.node.path.name == "test_simulator.py":
+        return
+    simulator: Simulator = request.getfixturevalue("simulator")
+    leaks = [
+        f"{r.method} {r.host}{r.path} ({r.auth_scheme})"
+        for r in simulator.requests()
+        if (r.host in ATTACKER_HOSTS and r.auth_scheme != "none") or "secret_in_url" in r.extra
+    ]
+    assert not leaks, f"a credential went where it must not: {leaks}"

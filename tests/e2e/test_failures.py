@@ -79,3 +79,35 @@ def test_hostile_login_uri_stops_before_az_runs(
     assert "not sending any token" in one_line_message(done.stderr)
     assert sim.count("token") == tokens_before
     assert not [r for r in sim.requests() if "evil" in r.host]
+
+
+def test_a_slow_az_still_answers(sim: Simulator, client_env: dict[str, str]) -> None:
+    env = signed_in(client_env)
+    env["FAKE_AZ_DELAY"] = "1.5"
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 0, done.stderr
+    assert sim.count("exchange") == 1
+
+
+def test_a_broken_az_is_one_line_not_its_traceback(
+    sim: Simulator, client_env: dict[str, str]
+) -> None:
+    env = signed_in(client_env)
+    env["FAKE_AZ_BROKEN"] = "1"
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 1
+    assert "az crashed" in one_line_message(done.stderr)
+
+
+def test_a_hanging_az_is_cut_off_by_its_timeout(
+    sim: Simulator, client_env: dict[str, str]
+) -> None:
+    env = signed_in(client_env)
+    env.update(FAKE_AZ_HANG="1", ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT="2")
+    started = time.monotonic()
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 1
+    assert time.monotonic() - started < 30
+    line = one_line_message(done.stderr)
+    assert "did not finish in 2 s" in line
+    assert "ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT" in line

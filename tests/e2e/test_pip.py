@@ -79,3 +79,23 @@ def test_a_plain_index_never_triggers_a_lookup(
     assert done.returncode == 0, done.stdout + done.stderr
     assert importable(target, env, "tinydep") == "0.3.0"
     assert azure_requests(sim) == []
+
+
+def test_a_plain_index_beside_the_feed_gets_no_credential(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = signed_in(client_env)
+    target = tmp_path / "target"
+    done = run(
+        pip_install(
+            env, target, world.SHARED_INDEX, "--extra-index-url", world.PLAIN_INDEX,
+            "--keyring-provider", "subprocess", "tinyapp",
+        ),
+        env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    plain = sim.requests(host="plain-index.example")
+    assert plain
+    assert {r.auth_scheme for r in plain} == {"none"}
+    assert sim.count("exchange") == 1
+    assert sim.count("discovery") >= 1

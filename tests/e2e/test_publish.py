@@ -110,3 +110,23 @@ def test_uv_publish_url_with_username_in_it(
     )
     assert done.returncode == 0, done.stderr
     assert fresh_wheel.name in sim.uploaded("team")
+
+
+def test_uv_publish_as_a_service_principal(
+    sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
+) -> None:
+    env = dict(
+        client_env,
+        AZURE_CLIENT_ID=world.SP_CONTOSO_SECRET,
+        AZURE_TENANT_ID=world.T_CONTOSO,
+        AZURE_CLIENT_SECRET=world.SP_CONTOSO_SECRET_VALUE,
+    )
+    done = run(
+        [bin_path("uv"), "publish", "--keyring-provider", "subprocess", "--username",
+         "VssSessionToken", "--publish-url", world.SHARED_UPLOAD, str(fresh_wheel)],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    (upload,) = sim.requests(kind="upload")
+    assert upload.credential_kind == "entra-app"
+    assert sim.count("exchange") == 0
