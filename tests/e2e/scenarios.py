@@ -35,6 +35,16 @@ def signed_in(env: Mapping[str, str], user: str = world.ALICE) -> dict[str, str]
     return dict(env)
 
 
+def as_service_principal(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a CI job with contoso's secret-based service principal has."""
+    return dict(
+        env,
+        AZURE_CLIENT_ID=world.SP_CONTOSO_SECRET,
+        AZURE_TENANT_ID=world.T_CONTOSO,
+        AZURE_CLIENT_SECRET=world.SP_CONTOSO_SECRET_VALUE,
+    )
+
+
 def keyring(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return run(["keyring", *args], env, timeout=60)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .scenarios import feed_accepts, keyring, one_line_message, signed_in
+from .scenarios import as_service_principal, feed_accepts, keyring, one_line_message, signed_in
 from .sim import world
 from .sim.server import Simulator
 
@@ -14,12 +14,7 @@ from .sim.server import Simulator
 def test_service_principal_from_azure_identity_variables(
     sim: Simulator, client_env: dict[str, str]
 ) -> None:
-    env = dict(
-        client_env,
-        AZURE_CLIENT_ID=world.SP_CONTOSO_SECRET,
-        AZURE_TENANT_ID=world.T_CONTOSO,
-        AZURE_CLIENT_SECRET=world.SP_CONTOSO_SECRET_VALUE,
-    )
+    env = as_service_principal(client_env)
     done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
     assert done.returncode == 0, done.stderr
     assert sim.count("exchange") == 0
@@ -65,13 +60,8 @@ def test_managed_identity_through_the_metadata_service(
 def test_a_forced_provider_skips_az(
     sim: Simulator, client_env: dict[str, str], tmp_path: Path, where: str
 ) -> None:
-    env = signed_in(client_env)
-    env.update(
-        AZURE_CLIENT_ID=world.SP_CONTOSO_SECRET,
-        AZURE_TENANT_ID=world.T_CONTOSO,
-        AZURE_CLIENT_SECRET=world.SP_CONTOSO_SECRET_VALUE,
-        FAKE_AZ_CALLS=str(tmp_path / "az-calls"),
-    )
+    env = as_service_principal(signed_in(client_env))
+    env["FAKE_AZ_CALLS"] = str(tmp_path / "az-calls")
     if where == "environment":
         env["ARTIFACTS_KEYRING_NOFUSS_PROVIDER"] = "azure_identity"
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import run
-from .scenarios import bin_path, importable, keyring, signed_in, with_user
+from .scenarios import as_service_principal, bin_path, importable, keyring, signed_in, with_user
 from .sim import world
 from .sim.server import Simulator
 from .sim.wheels import build_wheel
@@ -50,12 +50,7 @@ def test_twine_upload_as_an_az_user_gets_the_write_scope(
 def test_twine_upload_as_a_service_principal_sends_the_app_token(
     sim: Simulator, client_env: dict[str, str], tmp_path: Path, fresh_wheel: Path
 ) -> None:
-    env = dict(
-        client_env,
-        AZURE_CLIENT_ID=world.SP_CONTOSO_SECRET,
-        AZURE_TENANT_ID=world.T_CONTOSO,
-        AZURE_CLIENT_SECRET=world.SP_CONTOSO_SECRET_VALUE,
-    )
+    env = as_service_principal(client_env)
     done = run(
         [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
          world.SHARED_UPLOAD, str(fresh_wheel)],
@@ -115,12 +110,7 @@ def test_uv_publish_url_with_username_in_it(
 def test_uv_publish_as_a_service_principal(
     sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
 ) -> None:
-    env = dict(
-        client_env,
-        AZURE_CLIENT_ID=world.SP_CONTOSO_SECRET,
-        AZURE_TENANT_ID=world.T_CONTOSO,
-        AZURE_CLIENT_SECRET=world.SP_CONTOSO_SECRET_VALUE,
-    )
+    env = as_service_principal(client_env)
     done = run(
         [bin_path("uv"), "publish", "--keyring-provider", "subprocess", "--username",
          "VssSessionToken", "--publish-url", world.SHARED_UPLOAD, str(fresh_wheel)],

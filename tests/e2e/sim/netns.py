@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .httpserver import ipv6_usable
 from .world import HOSTNAMES, IMDS_ADDRESS
 
 ENV_MARKER = "AKN_E2E_NETNS"
@@ -78,15 +79,6 @@ def hosts_file(with_ipv6: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ipv6_on_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 def _run(argv: list[str]) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -115,7 +107,7 @@ def _inside(cwd: str, command: list[str]) -> int:
         raise SystemExit("netns: ip (iproute2) and mount are needed")
     _run([ip, "link", "set", "lo", "up"])
     _run([ip, "addr", "add", f"{IMDS_ADDRESS}/32", "dev", "lo"])
-    hosts = _stable_hosts_file(hosts_file(_ipv6_on_loopback()))
+    hosts = _stable_hosts_file(hosts_file(ipv6_usable()))
     _run([mount, "--bind", str(hosts), "/etc/hosts"])
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
     env[ENV_MARKER] = "1"
