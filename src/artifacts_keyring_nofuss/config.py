@@ -16,7 +16,9 @@ SESSION_MINUTES_VARS = (
 )
 AZ_TIMEOUT_VAR = "ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT"
 
-DEFAULT_SESSION_MINUTES = 240  # the service's own default for self-describing tokens
+# A working day: one `az` call a day on a developer's machine. An organisation whose policy
+# caps lifetimes lower answers 400, and the exchange then takes the service's default.
+DEFAULT_SESSION_MINUTES = 480
 MAX_SESSION_MINUTES = 7 * 24 * 60
 DEFAULT_AZ_TIMEOUT = 30.0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 READ_SCOPE = "vso.packaging"
 WRITE_SCOPE = "vso.packaging_write"
@@ -36,10 +36,20 @@ class Feed:
     feed: str  # feed name (or GUID in download URLs), without the view
     view: str | None
     write: bool  # an upload URL: needs the publish scope
+    org_in_path: bool = True  # pkgs.dev.azure.com/{org}/..., not {org}.pkgs.visualstudio.com
 
     @property
     def scope(self) -> str:
         return WRITE_SCOPE if self.write else READ_SCOPE
+
+    @property
+    def index_url(self) -> str:
+        """The feed's simple index: what the warm path asks to prove a token is still good."""
+        parts = [quote(self.org)] if self.org_in_path else []
+        if self.project:
+            parts.append(quote(self.project))
+        parts += ["_packaging", quote(self.feed + (f"@{self.view}" if self.view else ""), "@")]
+        return f"https://{self.host}/" + "/".join(parts) + "/pypi/simple/"
 
     @property
     def label(self) -> str:
@@ -85,15 +95,17 @@ def parse_feed_url(service: object) -> Feed | None:
         org_label = hostname[: -len(suffix) - 1] if hostname != suffix else ""
         if not org_label or "." in org_label or not _LABEL.fullmatch(org_label):
             return None
-        org = org_label
+        org, org_in_path = org_label, False
     else:
         if not segments:
             return None  # a bare host carries no organisation
-        org, segments = segments[0], segments[1:]
-    return _feed_from_path(host, parts.path, org, segments)
+        org, segments, org_in_path = segments[0], segments[1:], True
+    return _feed_from_path(host, parts.path, org, segments, org_in_path)
 
 
-def _feed_from_path(host: str, raw_path: str, org: str, segments: list[str]) -> Feed | None:
+def _feed_from_path(
+    host: str, raw_path: str, org: str, segments: list[str], org_in_path: bool
+) -> Feed | None:
     lowered = [s.lower() for s in segments]
     if "_packaging" not in lowered:
         return None
@@ -114,4 +126,5 @@ def _feed_from_path(host: str, raw_path: str, org: str, segments: list[str]) -> 
         feed=feed,
         view=view or None,
         write=write,
+        org_in_path=org_in_path,
     )

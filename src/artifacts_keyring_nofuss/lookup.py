@@ -1,20 +1,28 @@
-"""The flow for one feed: discovery -> identity sources -> exchange -> credential.
+"""The flow for one feed: discovery -> identity sources -> exchange -> cache -> credential.
 
 Imported only once a service string is known to be an Azure Artifacts URL.
+
+Warm path: the organisation's discovery and a session token for the signed-in identity are on
+disk, and the feed still accepts the token: no subprocess, no exchange, one HEAD request.
+Cold path: under a per-key lock across processes (parallel lookups mint one token), discover,
+ask the identity sources in order, exchange a user token, and keep the session token.
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from . import config, discovery, exchange, identities
+from . import config, discovery, endpoints, exchange, identities, store
 from . import log as _log
 from .cache import MemoryCache
 from .errors import BearerRefused, NofussError, SourceError
 from .feeds import Feed
-from .http import Http
-from .tokens import Token
+from .tokens import REFRESH_MARGIN, Token
+
+if TYPE_CHECKING:
+    from .http import Http
 
 _cache = MemoryCache()
 _lock = threading.Lock()
@@ -28,101 +36,220 @@ def credential(feed: Feed) -> Token:
         if earlier is not None:
             raise NofussError(earlier)
         try:
-            return _credential(feed)
+            return _Lookup(feed).run()
         except NofussError as exc:
             message = f"no credential for {feed.label}: {exc}"
             _cache.remember_failure(failure_key, message)
             raise NofussError(message) from None
 
 
-def _credential(feed: Feed) -> Token:
-    _log.debug(
-        "%s is Azure Artifacts: organisation %s, project %s, feed %s%s, scope %s",
-        feed.url,
-        feed.org,
-        feed.project or "(none)",
-        feed.feed,
-        f", view {feed.view}" if feed.view else "",
-        feed.scope,
-    )
-    forced, where = config.provider_setting()
-    names = identities.chain(forced, where)
-    http = Http()
-    try:
-        found = _discovery(feed, http)
-        request = identities.TokenRequest(feed=feed, tenant=found.tenant)
-        attempts: list[str] = []
-        for name in names:
-            token = _from_source(name, request, feed, found, http, attempts)
-            if token is not None:
-                return token
-    finally:
-        http.close()
-    hint = "sign in with `az login`" if "azure_cli" in names else "check the identity settings"
-    raise NofussError(f"{'; '.join(attempts)}. Then {hint}; {_log.DEBUG_VAR}=1 shows each step")
+class _Lookup:
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        forced, where = config.provider_setting()
+        self.names = identities.chain(forced, where)
+        self.disk = store.Store() if store.enabled() else None
+        self.sources = [identities.load(name) for name in self.names]
+        # Who the first source would answer as, known without asking it: the key under which
+        # a session token may already be waiting.
+        self.identity = self.sources[0].cache_identity()
 
+    def run(self) -> Token:
+        feed = self.feed
+        _log.debug(
+            "%s is Azure Artifacts: organisation %s, project %s, feed %s%s, scope %s",
+            feed.url,
+            feed.org,
+            feed.project or "(none)",
+            feed.feed,
+            f", view {feed.view}" if feed.view else "",
+            feed.scope,
+        )
+        warm = self._warm()
+        if warm is not None:
+            return warm
+        if self.disk is None or self.identity is None:
+            return self._cold()
+        with self.disk.locked(f"{feed.host}/{feed.org}\n{feed.scope}\n{self.identity}"):
+            # Another process may have minted it while this one waited for the lock.
+            found = self._known_discovery()
+            if found is not None:
+                waiting = self._from_disk(found, probe=False)
+                if waiting is not None:
+                    return waiting
+            return self._cold()
 
-def _discovery(feed: Feed, http: Http) -> discovery.Discovery:
-    key = (feed.host, feed.org)
-    found = _cache.discoveries.get(key)
-    if found is not None:
-        _log.debug("discovery for %s: cached in this process", feed.org)
-        return found
-    found = discovery.discover(feed, http)
-    _cache.discoveries[key] = found
-    return found
+    # --- warm -------------------------------------------------------------------------------
 
+    def _warm(self) -> Token | None:
+        found = self._known_discovery()
+        if found is None or self.identity is None:
+            return None
+        key = (found.authorization_endpoint, self.feed.scope, self.identity)
+        cached = _cache.fresh_session(key)
+        if cached is not None:
+            _log.debug("cache: session token for %s from this process", cached.who)
+            return cached
+        return self._from_disk(found, probe=True)
 
-def _from_source(
-    name: str,
-    request: identities.TokenRequest,
-    feed: Feed,
-    found: discovery.Discovery,
-    http: Http,
-    attempts: list[str],
-) -> Token | None:
-    bearer_key = (name, request.tenant)
-    bearer = _cache.fresh_bearer(bearer_key)
-    if bearer is None:
+    def _from_disk(self, found: discovery.Discovery, probe: bool) -> Token | None:
+        if self.disk is None or self.identity is None:
+            return None
+        key = store.session_key(found.authorization_endpoint, self.feed.scope, self.identity)
+        entry = self.disk.session(key, margin=REFRESH_MARGIN)
+        if entry is None:
+            _log.debug("cache: no usable %s session token on disk", self.feed.scope)
+            return None
+        if probe:
+            from .probe import still_accepted
+
+            if still_accepted(self.feed, entry.token) is False:
+                _log.debug("cache: the feed refused the cached token; getting a fresh one")
+                self.disk.drop_session(key)
+                return None
+        token = Token(
+            secret=entry.token,
+            expires_on=entry.expires_on,
+            user=True,
+            identity=self.identity,
+            who=entry.who,
+            source=self.names[0],
+        )
+        _cache.sessions[(found.authorization_endpoint, self.feed.scope, self.identity)] = token
+        _log.debug(
+            "cache: session token for %s, valid until %s", entry.who, _when(entry.expires_on)
+        )
+        return token
+
+    def _known_discovery(self) -> discovery.Discovery | None:
+        key = (self.feed.host, self.feed.org)
+        found = _cache.discoveries.get(key)
+        if found is not None or self.disk is None:
+            return found
+        values = self.disk.discovery(*key)
+        if values is None:
+            return None
         try:
-            got = identities.load(name).get_token(request)
-        except SourceError as exc:
-            _log.debug("%s: failed: %s", name, exc)
+            # Validated when it was stored; validated again, since it comes from a file.
+            token_service = endpoints.authorization_endpoint(values["token_service"], self.feed.org)
+            authority, tenant = endpoints.login_authority(values["authority"])
+        except endpoints.UntrustedEndpoint as exc:
+            _log.debug("cache: ignoring the stored discovery for %s: %s", self.feed.org, exc)
+            return None
+        found = discovery.Discovery(
+            tenant=values["tenant"] if tenant is None else tenant,
+            authority=authority,
+            authorization_endpoint=token_service,
+        )
+        if found.tenant is not None and not endpoints.valid_tenant(found.tenant):
+            return None
+        _cache.discoveries[key] = found
+        _log.debug("discovery for %s: from the cache", self.feed.org)
+        return found
+
+    # --- cold -------------------------------------------------------------------------------
+
+    def _cold(self) -> Token:
+        from .http import Http
+
+        http = Http()
+        try:
+            found = self._known_discovery()
+            fresh_discovery = found is None
+            if found is None:
+                found = discovery.discover(self.feed, http)
+                _cache.discoveries[(self.feed.host, self.feed.org)] = found
+                if self.disk is not None:
+                    self.disk.put_discovery(
+                        self.feed.host,
+                        self.feed.org,
+                        {
+                            "tenant": found.tenant,
+                            "authority": found.authority,
+                            "token_service": found.authorization_endpoint,
+                        },
+                    )
+            request = identities.TokenRequest(feed=self.feed, tenant=found.tenant)
+            attempts: list[str] = []
+            for name, source in zip(self.names, self.sources, strict=True):
+                token = self._from_source(name, source, request, found, http, attempts)
+                if token is not None:
+                    return token
+        finally:
+            http.close()
+        if not fresh_discovery and self.disk is not None:
+            # A stale discovery (an organisation that moved tenant) must not keep failing.
+            self.disk.drop_discovery(self.feed.host, self.feed.org)
+            _cache.discoveries.pop((self.feed.host, self.feed.org), None)
+        raise NofussError(f"{'; '.join(attempts)}. {_log.DEBUG_VAR}=1 shows each step")
+
+    def _from_source(
+        self,
+        name: str,
+        source: identities.Source,
+        request: identities.TokenRequest,
+        found: discovery.Discovery,
+        http: Http,
+        attempts: list[str],
+    ) -> Token | None:
+        bearer_key = (name, request.tenant)
+        bearer = _cache.fresh_bearer(bearer_key)
+        if bearer is None:
+            try:
+                got = source.get_token(request)
+            except SourceError as exc:
+                _log.debug("%s: failed: %s", name, exc)
+                attempts.append(f"{name}: {exc}")
+                return None
+            if isinstance(got, identities.Unavailable):
+                _log.debug("%s: does not apply: %s", name, got.reason)
+                attempts.append(f"{name}: {got.reason}")
+                return None
+            bearer = got
+            if bearer.expired():
+                attempts.append(f"{name}: its token expired at {_when(bearer.expires_on)}")
+                return None
+            _cache.bearers[bearer_key] = bearer
+        _log.debug(
+            "%s: token for %s (%s token, expires %s)",
+            name,
+            bearer.who,
+            "user" if bearer.user else "application",
+            _when(bearer.expires_on),
+        )
+        if not bearer.user:
+            # Application tokens carry no user to narrow down; Azure DevOps takes them as they
+            # are. They are not kept on disk.
+            return bearer
+        identity = source.cache_identity()
+        session_key = (found.authorization_endpoint, self.feed.scope, identity or bearer.identity)
+        session = _cache.fresh_session(session_key)
+        if session is not None:
+            _log.debug("exchange: cached %s session token for %s", self.feed.scope, bearer.who)
+            return session
+        try:
+            session = exchange.session_token(
+                http, self.feed, found, bearer, config.session_minutes()
+            )
+        except BearerRefused as exc:
+            _log.debug("%s: %s", name, exc)
             attempts.append(f"{name}: {exc}")
+            _cache.bearers.pop(bearer_key, None)
             return None
-        if isinstance(got, identities.Unavailable):
-            _log.debug("%s: does not apply: %s", name, got.reason)
-            attempts.append(f"{name}: {got.reason}")
-            return None
-        bearer = got
-        if bearer.expired():
-            attempts.append(f"{name}: its token expired at {_when(bearer.expires_on)}")
-            return None
-        _cache.bearers[bearer_key] = bearer
-    _log.debug(
-        "%s: token for %s (%s token, expires %s)",
-        name,
-        bearer.who,
-        "user" if bearer.user else "application",
-        _when(bearer.expires_on),
-    )
-    if not bearer.user:
-        # Application tokens carry no user to narrow down; Azure DevOps takes them as they are.
-        return bearer
-    session_key = (found.authorization_endpoint, feed.scope, bearer.identity)
-    session = _cache.fresh_session(session_key)
-    if session is not None:
-        _log.debug("exchange: cached %s session token for %s", feed.scope, bearer.who)
+        _cache.sessions[session_key] = session
+        if self.disk is not None and identity is not None and session.expires_on is not None:
+            self.disk.put_session(
+                store.session_key(found.authorization_endpoint, self.feed.scope, identity),
+                store.Entry(
+                    token=session.secret,
+                    expires_on=session.expires_on,
+                    org=self.feed.org,
+                    scope=self.feed.scope,
+                    identity=identity,
+                    who=session.who,
+                ),
+            )
         return session
-    try:
-        session = exchange.session_token(http, feed, found, bearer, config.session_minutes())
-    except BearerRefused as exc:
-        _log.debug("%s: %s", name, exc)
-        attempts.append(f"{name}: {exc}")
-        _cache.bearers.pop(bearer_key, None)
-        return None
-    _cache.sessions[session_key] = session
-    return session
 
 
 def _when(stamp: float | None) -> str:

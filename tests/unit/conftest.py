@@ -28,3 +28,6 @@ def _isolated_environment(
     # keyring's config_root() honours XDG_CONFIG_HOME on Linux: never read the real one.
     config_home: Path = tmp_path_factory.mktemp("xdg-config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    # Nor the real session-token cache, nor the real Azure CLI profile.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path_factory.mktemp("azure-config")))

@@ -122,7 +122,7 @@ def test_a_keyringrc_in_the_current_directory_is_never_read(
 
 
 def test_defaults() -> None:
-    assert config.session_minutes() == 240
+    assert config.session_minutes() == 480
     assert config.az_timeout() == 30
 
 

@@ -34,6 +34,10 @@ class Unavailable:
 class Source(Protocol):
     name: str
 
+    def cache_identity(self) -> str | None:
+        """Who this source would answer as, known without asking it for a token (cheap: it
+        decides whether a cached session token may be used). None: unknown, or never cached."""
+
     def get_token(self, request: TokenRequest) -> Token | Unavailable: ...
 
 

@@ -44,8 +44,44 @@ def find_az(path: str | None = None) -> str | None:
     return None
 
 
+def config_dir() -> Path:
+    configured = os.environ.get("AZURE_CONFIG_DIR", "")
+    return Path(configured) if configured else Path.home() / ".azure"
+
+
+def signed_in_account() -> str | None:
+    """Who `az` would answer as, read from its own profile without running it (0.3-2 s).
+
+    `az login` as someone else or `az logout` rewrites azureProfile.json, so a cached session
+    token keyed by this name is never handed to the wrong person. Service principals are not
+    named here: their tokens are never cached on disk.
+    """
+    try:
+        raw = (config_dir() / "azureProfile.json").read_bytes()[: 4 * 1024 * 1024]
+        profile = json.loads(raw.decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    subscriptions = profile.get("subscriptions") if isinstance(profile, dict) else None
+    if not isinstance(subscriptions, list):
+        return None
+    default = next(
+        (s for s in subscriptions if isinstance(s, dict) and s.get("isDefault") is True), None
+    )
+    user = default.get("user") if default else None
+    if not isinstance(user, dict) or user.get("type") != "user":
+        return None
+    name = user.get("name")
+    if not isinstance(name, str) or not name or len(name) > 256 or not name.isprintable():
+        return None
+    return name.lower()
+
+
 class AzureCliSource:
     name = "azure_cli"
+
+    def cache_identity(self) -> str | None:
+        account = signed_in_account()
+        return f"azure_cli:{account}" if account else None
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
         az = find_az()

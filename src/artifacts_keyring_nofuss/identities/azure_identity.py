@@ -41,6 +41,9 @@ def _credentials() -> list[tuple[str, Any]]:
 class AzureIdentitySource:
     name = "azure_identity"
 
+    def cache_identity(self) -> str | None:
+        return None  # application tokens are never cached on disk
+
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
         with _log.hushed("azure", "msal"):
             from azure.core.exceptions import ClientAuthenticationError
