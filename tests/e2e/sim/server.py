@@ -260,6 +260,19 @@ class Simulator:
                 dict(headers or {}), combine_challenges, bare_bearer
             )
 
+    def revoke_sessions(self, upn: str | None = None) -> int:
+        """Revoke the session tokens issued (to one user, or to all): what an admin, a password
+        change or a policy change does. Returns how many were revoked."""
+        with self.state.lock:
+            doomed = [
+                secret
+                for secret, grant in self.state.grants.sessions.items()
+                if upn is None or grant.upn.lower() == upn.lower()
+            ]
+            for secret in doomed:
+                del self.state.grants.sessions[secret]
+            return len(doomed)
+
     def set_never_signed_in(self, upn: str, org: str, never: bool = True) -> None:
         """The user never opened the org in a browser: exchange and feeds answer TF401444."""
         key = (upn.lower(), org.lower())
