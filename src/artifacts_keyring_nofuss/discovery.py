@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import challenges, endpoints
 from . import log as _log
 from .errors import DiscoveryError
 from .feeds import Feed
-from .http import Http, Response
+
+if TYPE_CHECKING:
+    from .http import Http, Response
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,16 @@ import re
 import socket
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from . import claims as _claims
 from . import log as _log
 from .discovery import Discovery
 from .errors import BearerRefused, ExchangeError
 from .feeds import Feed
-from .http import Http, Response
+
+if TYPE_CHECKING:
+    from .http import Http, Response
 from .tokens import Token
 
 API = "_apis/Token/SessionTokens?api-version=5.0-preview.1&tokenType=SelfDescribing"

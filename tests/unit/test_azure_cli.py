@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,16 @@ import pytest
 
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import DEVOPS_RESOURCE, TokenRequest, Unavailable
-from artifacts_keyring_nofuss.identities.azure_cli import AzureCliSource, find_az
+from artifacts_keyring_nofuss.identities.azure_cli import (
+    AzureCliSource,
+    config_dir,
+    find_az,
+    signed_in_account,
+)
+from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource
 from artifacts_keyring_nofuss.tokens import Token
 
-from .helpers import TENANT, USER_OID, feed, user_jwt
+from .helpers import APP_ID, TENANT, USER_OID, feed, user_jwt
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake az is a POSIX shell script")
 
@@ -393,3 +400,216 @@ def test_az_gets_no_stdin_and_prints_nothing_to_ours(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == ""
+
+
+# ---------------------------------------------------------------- signed_in_account
+
+
+def _subscription(
+    name: object = "Alice@Contoso.com", kind: object = "user", default: object = True
+) -> dict[str, object]:
+    return {
+        "id": "00000000-0000-0000-0000-000000000001",
+        "name": "Visual Studio Enterprise",
+        "state": "Enabled",
+        "user": {"name": name, "type": kind},
+        "isDefault": default,
+        "tenantId": TENANT,
+        "environmentName": "AzureCloud",
+        "homeTenantId": TENANT,
+        "managedByTenants": [],
+    }
+
+
+def _profile(*subscriptions: object) -> dict[str, object]:
+    return {"installationId": "abc", "subscriptions": list(subscriptions)}
+
+
+def _write_profile(data: object, bom: bool = True, directory: Path | None = None) -> Path:
+    where = config_dir() if directory is None else directory
+    where.mkdir(parents=True, exist_ok=True)
+    text = data if isinstance(data, str) else json.dumps(data)
+    path = where / "azureProfile.json"
+    # az itself writes the file with a UTF-8 byte order mark.
+    path.write_bytes(("\ufeff" if bom else "").encode("utf-8") + text.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_signed_in_account_from_azure_config_dir(bom: bool) -> None:
+    _write_profile(_profile(_subscription()), bom=bom)
+    assert config_dir() == Path(os.environ["AZURE_CONFIG_DIR"])
+    assert signed_in_account() == "alice@contoso.com"
+
+
+@pytest.mark.parametrize("configured", [None, ""])
+def test_signed_in_account_from_home_without_azure_config_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: str | None
+) -> None:
+    _write_profile(_profile(_subscription(name="Bob@Fabrikam.com")))  # must not be read
+    if configured is None:
+        monkeypatch.delenv("AZURE_CONFIG_DIR")
+    else:
+        monkeypatch.setenv("AZURE_CONFIG_DIR", configured)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert config_dir() == tmp_path / ".azure"
+    assert signed_in_account() is None
+    _write_profile(_profile(_subscription()), directory=tmp_path / ".azure")
+    assert signed_in_account() == "alice@contoso.com"
+
+
+def test_signed_in_account_is_the_default_subscriptions_user() -> None:
+    _write_profile(
+        _profile(
+            "not a subscription",
+            _subscription(name="first@contoso.com", default=False),
+            _subscription(name="Default@Contoso.com", default=True),
+            _subscription(name="second-default@contoso.com", default=True),
+        )
+    )
+    assert signed_in_account() == "default@contoso.com"
+
+
+def test_signed_in_account_follows_az_login_and_logout() -> None:
+    _write_profile(_profile(_subscription(name="alice@contoso.com")))
+    assert AzureCliSource().cache_identity() == "azure_cli:alice@contoso.com"
+    _write_profile(_profile(_subscription(name="bob@contoso.com")))
+    assert AzureCliSource().cache_identity() == "azure_cli:bob@contoso.com"
+    _write_profile(_profile())  # what `az logout` leaves
+    assert AzureCliSource().cache_identity() is None
+
+
+def test_a_long_name_at_the_limit_is_kept() -> None:
+    name = "a" * 244 + "@contoso.com"
+    assert len(name) == 256
+    _write_profile(_profile(_subscription(name=name)))
+    assert signed_in_account() == name
+
+
+_GOOD_SUBSCRIPTION = _subscription()
+NO_ACCOUNT: list[tuple[str, object]] = [
+    ("garbage", "this is not json {"),
+    ("empty file", ""),
+    ("truncated", json.dumps(_profile(_GOOD_SUBSCRIPTION))[:40]),
+    ("a list", json.dumps([_profile(_GOOD_SUBSCRIPTION)])),
+    ("null", "null"),
+    ("a string", '"alice@contoso.com"'),
+    ("no subscriptions key", {"installationId": "abc"}),
+    ("subscriptions empty", _profile()),
+    ("subscriptions a dict", {"subscriptions": {"0": _GOOD_SUBSCRIPTION}}),
+    ("subscriptions null", {"subscriptions": None}),
+    ("no default", _profile(_subscription(default=False), _subscription(default=False))),
+    ("default as text", _profile(_subscription(default="true"))),
+    ("default as 1", _profile(_subscription(default=1))),
+    (
+        "default missing",
+        _profile({k: v for k, v in _GOOD_SUBSCRIPTION.items() if k != "isDefault"}),
+    ),
+    ("service principal", _profile(_subscription(name=APP_ID, kind="servicePrincipal"))),
+    (
+        "managed identity",
+        _profile(_subscription(name="systemAssignedIdentity", kind="servicePrincipal")),
+    ),
+    ("user type capitalised", _profile(_subscription(kind="User"))),
+    ("user type missing", _profile({**_GOOD_SUBSCRIPTION, "user": {"name": "alice@contoso.com"}})),
+    ("user a string", _profile({**_GOOD_SUBSCRIPTION, "user": "alice@contoso.com"})),
+    ("user missing", _profile({k: v for k, v in _GOOD_SUBSCRIPTION.items() if k != "user"})),
+    ("name missing", _profile({**_GOOD_SUBSCRIPTION, "user": {"type": "user"}})),
+    ("name null", _profile(_subscription(name=None))),
+    ("name a number", _profile(_subscription(name=42))),
+    ("name a list", _profile(_subscription(name=["alice@contoso.com"]))),
+    ("name a dict", _profile(_subscription(name={"name": "alice@contoso.com"}))),
+    ("name empty", _profile(_subscription(name=""))),
+    ("name huge", _profile(_subscription(name="a" * 245 + "@contoso.com"))),
+    ("name very huge", _profile(_subscription(name="a" * 100_000))),
+    ("name with newline", _profile(_subscription(name="alice@contoso.com\nbob"))),
+    ("name with nul", _profile(_subscription(name="alice\x00@contoso.com"))),
+    ("name with escape", _profile(_subscription(name="\x1b[31malice@contoso.com"))),
+    ("deep nesting", "[" * 100_000 + "]" * 100_000),
+    ("huge integer", '{"subscriptions": ' + "9" * 10_000 + "}"),
+]
+
+
+@pytest.mark.parametrize("content", [c[1] for c in NO_ACCOUNT], ids=[c[0] for c in NO_ACCOUNT])
+def test_no_signed_in_account(content: object) -> None:
+    _write_profile(content)
+    assert signed_in_account() is None
+    assert AzureCliSource().cache_identity() is None
+
+
+def test_no_profile_at_all() -> None:
+    assert not (config_dir() / "azureProfile.json").exists()
+    assert signed_in_account() is None
+    assert AzureCliSource().cache_identity() is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe\x00garbage",
+        '{"subscriptions": []}'.encode("utf-16"),
+        b'{"subscriptions": [{"isDefault": true, "user": {"type": "user", "name": "\xe9"}}]}',
+    ],
+)
+def test_a_profile_that_is_not_utf8(raw: bytes) -> None:
+    (config_dir() / "azureProfile.json").write_bytes(raw)
+    assert signed_in_account() is None
+
+
+def test_a_directory_in_place_of_the_profile() -> None:
+    (config_dir() / "azureProfile.json").mkdir(parents=True)
+    assert signed_in_account() is None
+
+
+def test_a_config_dir_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(blocker))
+    assert signed_in_account() is None
+
+
+def test_an_unreadable_profile() -> None:
+    path = _write_profile(_profile(_subscription()))
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads it anyway
+        assert signed_in_account() == "alice@contoso.com"
+    else:
+        assert signed_in_account() is None
+
+
+def test_a_profile_that_never_ends_is_not_read_whole(tmp_path: Path) -> None:
+    """The 4 MiB cap must bound what is read, not what is kept of an unbounded read."""
+    config_dir().mkdir(parents=True, exist_ok=True)
+    (config_dir() / "azureProfile.json").symlink_to("/dev/zero")
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 28, 1 << 28))\n"
+        "from artifacts_keyring_nofuss.identities.azure_cli import signed_in_account\n"
+        "print(repr(signed_in_account()))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("signed_in_account() kept reading /dev/zero for 10 s")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "None"
+
+
+def test_the_name_is_lower_cased() -> None:
+    _write_profile(_profile(_subscription(name="ALICE.Smith@CONTOSO.onmicrosoft.com")))
+    assert signed_in_account() == "alice.smith@contoso.onmicrosoft.com"
+    assert AzureCliSource().cache_identity() == "azure_cli:alice.smith@contoso.onmicrosoft.com"
+
+
+def test_azure_identity_never_names_a_cache_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_profile(_profile(_subscription()))
+    monkeypatch.setenv("AZURE_CLIENT_ID", APP_ID)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "secret")
+    assert AzureIdentitySource().cache_identity() is None

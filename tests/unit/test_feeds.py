@@ -352,3 +352,105 @@ def test_any_plain_org_and_feed_name_is_understood(org: str, name: str, upload: 
     assert found.org == org.lower()
     assert found.feed == name
     assert found.write is upload
+
+
+# ---------------------------------------------------------------- index_url
+
+# (service string, the feed's simple index)
+# fmt: off
+INDEX_URLS: list[tuple[str, str]] = [
+    # organisation-scoped; the organisation is lower-cased, the rest kept as given
+    ("https://pkgs.dev.azure.com/Contoso/_packaging/feed/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+    ("pkgs.dev.azure.com/contoso/_packaging/Feed/pypi/simple",
+     "https://pkgs.dev.azure.com/contoso/_packaging/Feed/pypi/simple/"),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/pkg-name/",
+     "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+    ("https://u:p@pkgs.dev.azure.com:443/contoso/_packaging/feed/pypi/simple/?q=1#frag",
+     "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+    ("https://pkgs.dev.azure.com:8443/contoso/_packaging/feed/pypi/simple/",
+     "https://pkgs.dev.azure.com:8443/contoso/_packaging/feed/pypi/simple/"),
+    ("https://PKGS.DEV.AZURE.COM/contoso/_PACKAGING/feed/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+    # project-scoped
+    ("https://pkgs.dev.azure.com/contoso/Proj/_packaging/feed/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/Proj/_packaging/feed/pypi/simple/"),
+    # views
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed@Release/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/_packaging/feed@Release/pypi/simple/"),
+    ("https://pkgs.dev.azure.com/contoso/proj/_packaging/feed@Local/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/proj/_packaging/feed@Local/pypi/simple/"),
+    # upload URLs probe the index of the same feed
+    ("https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/upload",
+     "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+    ("https://pkgs.dev.azure.com/contoso/proj/_packaging/feed@Release/pypi/upload/",
+     "https://pkgs.dev.azure.com/contoso/proj/_packaging/feed@Release/pypi/simple/"),
+    # download URLs name the feed by GUID
+    (f"https://pkgs.dev.azure.com/contoso/_packaging/{GUID}/pypi/download/pkg/1.0/pkg-1.0.tar.gz",
+     f"https://pkgs.dev.azure.com/contoso/_packaging/{GUID}/pypi/simple/"),
+    (f"https://pkgs.dev.azure.com/contoso/{GUID}/_packaging/{GUID}/pypi/download/p/1/p-1.whl",
+     f"https://pkgs.dev.azure.com/contoso/{GUID}/_packaging/{GUID}/pypi/simple/"),
+    # legacy hosts: the organisation is the subdomain, never repeated in the path
+    ("https://contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple/",
+     "https://contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple/"),
+    ("https://Contoso.pkgs.visualstudio.com/proj/_packaging/feed@Prerelease/pypi/upload/",
+     "https://contoso.pkgs.visualstudio.com/proj/_packaging/feed@Prerelease/pypi/simple/"),
+    ("https://pkgs.codedev.ms/contoso/_packaging/feed/pypi/simple/",
+     "https://pkgs.codedev.ms/contoso/_packaging/feed/pypi/simple/"),
+    # odd characters: what must be encoded stays encoded, nothing is double-encoded
+    ("https://pkgs.dev.azure.com/contoso/My%20Project/_packaging/my%20feed/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/My%20Project/_packaging/my%20feed/pypi/simple/"),
+    ("https://pkgs.dev.azure.com/my%20org/_packaging/feed@my%20view/pypi/simple/",
+     "https://pkgs.dev.azure.com/my%20org/_packaging/feed@my%20view/pypi/simple/"),
+    ("https://pkgs.dev.azure.com/contoso/Proj%20(x)/_packaging/f(1)/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/Proj%20%28x%29/_packaging/f%281%29/pypi/simple/"),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/my.feed_1~x-y/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/_packaging/my.feed_1~x-y/pypi/simple/"),
+    ("https://pkgs.dev.azure.com/contoso/_packaging/%66eed/pypi/simple/",
+     "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("service", "index"), INDEX_URLS)
+def test_index_url(service: str, index: str) -> None:
+    found = parse_feed_url(service)
+    assert found is not None
+    assert found.index_url == index
+
+
+@pytest.mark.parametrize(("service", "index"), INDEX_URLS)
+def test_index_url_names_the_same_feed_for_reading(service: str, index: str) -> None:
+    found = parse_feed_url(service)
+    again = parse_feed_url(index)
+    assert found is not None
+    assert again is not None
+    same = ("host", "org", "project", "feed", "view", "org_in_path")
+    assert [getattr(again, f) for f in same] == [getattr(found, f) for f in same]
+    assert again.write is False
+    assert again.index_url == index
+
+
+@pytest.mark.parametrize(
+    ("feed", "index"),
+    [
+        (
+            Feed("u", "localhost:8443", "contoso", None, "feed", None, False),
+            "https://localhost:8443/contoso/_packaging/feed/pypi/simple/",
+        ),
+        (
+            Feed("u", "contoso.pkgs.visualstudio.com", "contoso", None, "f", "v", True, False),
+            "https://contoso.pkgs.visualstudio.com/_packaging/f@v/pypi/simple/",
+        ),
+        (
+            Feed("u", "pkgs.dev.azure.com", "a b", "c?d", "e#f", "g%h", False),
+            "https://pkgs.dev.azure.com/a%20b/c%3Fd/_packaging/e%23f@g%25h/pypi/simple/",
+        ),
+        (
+            Feed("u", "pkgs.dev.azure.com", "o", None, "f/../x", None, False),
+            "https://pkgs.dev.azure.com/o/_packaging/f%2F..%2Fx/pypi/simple/",
+        ),
+    ],
+)
+def test_index_url_of_a_feed_built_directly(feed: Feed, index: str) -> None:
+    assert feed.index_url == index
