@@ -404,26 +404,28 @@ def _discovery_file(entry: object) -> str:
     )
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        _discovery_file("not a dict"),
-        _discovery_file(None),
-        _discovery_file({**LAYOUT_VALUES}),  # no expiry
-        _discovery_file({**LAYOUT_VALUES, "expires": True}),
-        _discovery_file({**LAYOUT_VALUES, "expires": "4000000000"}),
-        _discovery_file({**LAYOUT_VALUES, "expires": None}),
-        _discovery_file({**LAYOUT_VALUES, "expires": 1}),  # long gone
-        _discovery_file({**LAYOUT_VALUES, "expires": 4e9, "tenant": 5}),
-        _discovery_file({**LAYOUT_VALUES, "expires": 4e9, "authority": ["x"]}),
-        _discovery_file({**LAYOUT_VALUES, "expires": 4e9, "token_service": {"a": 1}}),
-        # Not a number of seconds at all: must not mean "never expires".
-        _discovery_file({**LAYOUT_VALUES, "expires": float("nan")}),
+DISCOVERIES: list[tuple[str, str]] = [
+    ("not a dict", _discovery_file("not a dict")),
+    ("null", _discovery_file(None)),
+    ("no expiry", _discovery_file({**LAYOUT_VALUES})),
+    ("expires true", _discovery_file({**LAYOUT_VALUES, "expires": True})),
+    ("expires text", _discovery_file({**LAYOUT_VALUES, "expires": "4000000000"})),
+    ("expires null", _discovery_file({**LAYOUT_VALUES, "expires": None})),
+    ("long expired", _discovery_file({**LAYOUT_VALUES, "expires": 1})),
+    ("tenant a number", _discovery_file({**LAYOUT_VALUES, "expires": 4e9, "tenant": 5})),
+    ("authority a list", _discovery_file({**LAYOUT_VALUES, "expires": 4e9, "authority": ["x"]})),
+    ("service a dict", _discovery_file({**LAYOUT_VALUES, "expires": 4e9, "token_service": {}})),
+    # Not a number of seconds at all: must not mean "never expires".
+    ("expires nan", _discovery_file({**LAYOUT_VALUES, "expires": float("nan")})),
+    (
+        "expires 1e400",
         '{"version": 1, "sessions": {}, "discovery": {"pkgs.dev.azure.com/contoso": '
         '{"tenant": "t", "authority": null, "token_service": null, "expires": 1e400}}}',
-    ],
-    ids=lambda s: s[60:120],
-)
+    ),
+]
+
+
+@pytest.mark.parametrize("text", [d[1] for d in DISCOVERIES], ids=[d[0] for d in DISCOVERIES])
 def test_unusable_discovery_entries_are_ignored(cache: Store, text: str) -> None:
     _plant(cache, text)
     assert cache.discovery("pkgs.dev.azure.com", "contoso") is None
