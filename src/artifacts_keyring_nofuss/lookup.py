@@ -48,7 +48,7 @@ class _Lookup:
         self.feed = feed
         forced, where = config.provider_setting()
         self.names = identities.chain(forced, where)
-        self.disk = store.Store() if store.enabled() else None
+        self.disk = store.open_store()
         self.sources = [identities.load(name) for name in self.names]
         # Who the first source would answer as, known without asking it: the key under which
         # a session token may already be waiting.

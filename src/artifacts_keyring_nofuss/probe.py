@@ -44,8 +44,13 @@ def still_accepted(feed: Feed, token: str) -> bool | None:
             "X-TFS-FedAuthRedirect": "Suppress",
         },
     )
+    proxies = urllib.request.getproxies()
+    if "https" not in proxies and "all" in proxies:
+        proxies["https"] = proxies["all"]  # as requests does on the cold path
     opener = urllib.request.build_opener(
-        _NoRedirect(), urllib.request.HTTPSHandler(context=_context())
+        urllib.request.ProxyHandler(proxies),
+        _NoRedirect(),
+        urllib.request.HTTPSHandler(context=_context()),
     )
     try:
         with opener.open(request, timeout=TIMEOUT) as response:

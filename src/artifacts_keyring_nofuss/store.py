@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import stat
 import sys
@@ -19,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import log as _log
 
@@ -39,17 +40,35 @@ def enabled() -> bool:
     return all(os.environ.get(name, "").strip().lower() not in off for name, off in CACHE_VARS)
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
     """The user's cache directory, as platformdirs computes it (not imported: it costs 17 ms
-    on every warm lookup, which is most of our budget)."""
+    on every warm lookup, which is most of our budget); None when no absolute one can be found,
+    for the cache must never land relative to the current directory."""
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):
+        home = Path()
     if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / APP_DIR / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / APP_DIR
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base_dir = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base_dir / APP_DIR
+        local = os.environ.get("LOCALAPPDATA", "")
+        base = Path(local) if local else home / "AppData" / "Local"
+        found = base / APP_DIR / "Cache"
+    elif sys.platform == "darwin":
+        found = home / "Library" / "Caches" / APP_DIR
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        found = (Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".cache") / APP_DIR
+    return found if found.is_absolute() else None
+
+
+def open_store() -> Store | None:
+    """The on-disk store, unless switched off or there is nowhere safe to put it."""
+    if not enabled():
+        return None
+    directory = cache_dir()
+    if directory is None:
+        _log.debug("cache: no absolute cache directory (HOME?); not caching")
+        return None
+    return Store(directory)
 
 
 def session_key(token_service: str, scope: str, identity: str) -> str:
@@ -73,8 +92,8 @@ class Entry:
 
 
 class Store:
-    def __init__(self, directory: Path | None = None) -> None:
-        self.directory = directory or cache_dir()
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.path = self.directory / FILE_NAME
 
     # --- reading: no lock, the file is only ever replaced whole ---------------------------
@@ -86,20 +105,12 @@ class Store:
         return data
 
     def _read(self) -> dict[str, Any] | None:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        try:
-            fd = os.open(self.path, flags)
-        except FileNotFoundError:
+        raw = read_private(self.path, MAX_FILE)
+        if raw is None:
             return None
-        except OSError as exc:
-            _log.debug("cache: cannot open %s (%s); ignoring it", self.path, exc.strerror)
+        if len(raw) > MAX_FILE:
+            _log.debug("cache: %s is too large; it will be replaced", self.path)
             return None
-        with os.fdopen(fd, "rb") as handle:
-            problem = _unsafe(os.fstat(handle.fileno()))
-            if problem:
-                _log.debug("cache: ignoring %s: %s; it will be replaced", self.path, problem)
-                return None
-            raw = handle.read(MAX_FILE + 1)
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -122,7 +133,7 @@ class Store:
         if not isinstance(entry, dict):
             return None
         expires = entry.get("expires")
-        if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+        if not _number(expires):
             return None
         if expires <= (time.time() if now is None else now):
             return None
@@ -254,6 +265,43 @@ class Store:
         return True
 
 
+def read_private(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of ours that nobody else can read, or None (with a debug
+    line). Never follows a link, never blocks on a FIFO, never reads more than `limit`."""
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        _log.debug("cache: cannot open %s (%s); ignoring it", path, exc.strerror)
+        return None
+    try:
+        problem = _unsafe(os.fstat(fd))
+        if problem:
+            _log.debug("cache: ignoring %s: %s; it will be replaced", path, problem)
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        _log.debug("cache: cannot read %s (%s); ignoring it", path, exc.strerror)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _unsafe(info: os.stat_result) -> str | None:
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
@@ -266,8 +314,9 @@ def _unsafe(info: os.stat_result) -> str | None:
     return None
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _number(value: object) -> TypeGuard[float]:
+    """A finite number: NaN never compares as expired, and 1e400 is infinity in JSON."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _entry(raw: object) -> Entry | None:
@@ -277,7 +326,7 @@ def _entry(raw: object) -> Entry | None:
     texts = [raw.get(f) for f in ("org", "scope", "identity", "who")]
     if not isinstance(token, str) or not token or not token.isascii() or not token.isprintable():
         return None
-    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+    if not _number(expires):
         return None
     if not all(isinstance(t, str) for t in texts):
         return None

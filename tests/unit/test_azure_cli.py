@@ -577,6 +577,7 @@ def test_an_unreadable_profile() -> None:
         assert signed_in_account() is None
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is only enforced on Linux")
 def test_a_profile_that_never_ends_is_not_read_whole(tmp_path: Path) -> None:
     """The 4 MiB cap must bound what is read, not what is kept of an unbounded read."""
     config_dir().mkdir(parents=True, exist_ok=True)

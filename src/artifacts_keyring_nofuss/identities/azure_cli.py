@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,28 @@ def find_az(path: str | None = None) -> str | None:
     return None
 
 
+_MAX_PROFILE = 4 * 1024 * 1024
+
+
+def _read_bounded(path: Path, limit: int) -> bytes | None:
+    """A regular file's first `limit` bytes; None for anything else (a FIFO must not hang us,
+    /dev/zero must not fill memory), or when it is larger than that."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
+
+
 def config_dir() -> Path:
     configured = os.environ.get("AZURE_CONFIG_DIR", "")
     return Path(configured) if configured else Path.home() / ".azure"
@@ -56,10 +79,12 @@ def signed_in_account() -> str | None:
     token keyed by this name is never handed to the wrong person. Service principals are not
     named here: their tokens are never cached on disk.
     """
+    raw = _read_bounded(config_dir() / "azureProfile.json", _MAX_PROFILE)
+    if raw is None:
+        return None
     try:
-        raw = (config_dir() / "azureProfile.json").read_bytes()[: 4 * 1024 * 1024]
         profile = json.loads(raw.decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     subscriptions = profile.get("subscriptions") if isinstance(profile, dict) else None
     if not isinstance(subscriptions, list):
