@@ -15,12 +15,16 @@ SESSION_MINUTES_VARS = (
     "ARTIFACTS_CREDENTIALPROVIDER_VSTS_SESSIONTIMEMINUTES",
 )
 AZ_TIMEOUT_VAR = "ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT"
+DEADLINE_VAR = "ARTIFACTS_KEYRING_NOFUSS_TIMEOUT"
 
 # A working day: one `az` call a day on a developer's machine. An organisation whose policy
 # caps lifetimes lower answers 400, and the exchange then takes the service's default.
 DEFAULT_SESSION_MINUTES = 480
 MAX_SESSION_MINUTES = 7 * 24 * 60
 DEFAULT_AZ_TIMEOUT = 30.0
+# Everything one lookup does (discovery, az, exchange, retries) fits in this: well under the
+# minute after which a build looks hung.
+DEFAULT_DEADLINE = 30.0
 
 
 def keyringrc_path() -> Path:
@@ -75,3 +79,7 @@ def session_minutes() -> float:
 
 def az_timeout() -> float:
     return _number((AZ_TIMEOUT_VAR,), DEFAULT_AZ_TIMEOUT, 1, 600)
+
+
+def deadline_seconds() -> float:
+    return _number((DEADLINE_VAR,), DEFAULT_DEADLINE, 1, 600)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import config, discovery, endpoints, exchange, identities, store
 from . import log as _log
 from .cache import MemoryCache
+from .deadline import Deadline
 from .errors import BearerRefused, NofussError, SourceError
 from .feeds import Feed
 from .tokens import REFRESH_MARGIN, Token
@@ -53,6 +54,7 @@ class _Lookup:
         # Who the first source would answer as, known without asking it: the key under which
         # a session token may already be waiting.
         self.identity = self.sources[0].cache_identity()
+        self.deadline = Deadline(config.deadline_seconds())
 
     def run(self) -> Token:
         feed = self.feed
@@ -70,7 +72,8 @@ class _Lookup:
             return warm
         if self.disk is None or self.identity is None:
             return self._cold()
-        with self.disk.locked(f"{feed.host}/{feed.org}\n{feed.scope}\n{self.identity}"):
+        lock_name = f"{feed.host}/{feed.org}\n{feed.scope}\n{self.identity}"
+        with self.disk.locked(lock_name, timeout=self.deadline.remaining()):
             # Another process may have minted it while this one waited for the lock.
             found = self._known_discovery()
             if found is not None:
@@ -152,7 +155,7 @@ class _Lookup:
     def _cold(self) -> Token:
         from .http import Http
 
-        http = Http()
+        http = Http(self.deadline)
         try:
             found = self._known_discovery()
             fresh_discovery = found is None
@@ -169,7 +172,9 @@ class _Lookup:
                             "token_service": found.authorization_endpoint,
                         },
                     )
-            request = identities.TokenRequest(feed=self.feed, tenant=found.tenant)
+            request = identities.TokenRequest(
+                feed=self.feed, tenant=found.tenant, deadline=self.deadline
+            )
             attempts: list[str] = []
             for name, source in zip(self.names, self.sources, strict=True):
                 token = self._from_source(name, source, request, found, http, attempts)
@@ -196,7 +201,7 @@ class _Lookup:
         bearer = _cache.fresh_bearer(bearer_key)
         if bearer is None:
             try:
-                got = source.get_token(request)
+                got = self.deadline.run(name, lambda: source.get_token(request))
             except SourceError as exc:
                 _log.debug("%s: failed: %s", name, exc)
                 attempts.append(f"{name}: {exc}")

@@ -161,7 +161,7 @@ class Store:
     # --- writing: under a lock, atomically -------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self, name: str) -> Iterator[None]:
+    def locked(self, name: str, timeout: float | None = None) -> Iterator[None]:
         """Hold the lock for `name` across processes (or carry on unlocked if it cannot be had:
         a stuck lock must cost time, not the install)."""
         from filelock import FileLock, Timeout
@@ -170,7 +170,8 @@ class Store:
             yield
             return
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-        lock = FileLock(str(self.directory / f"{digest}.lock"), timeout=LOCK_TIMEOUT, mode=0o600)
+        wait = LOCK_TIMEOUT if timeout is None else timeout
+        lock = FileLock(str(self.directory / f"{digest}.lock"), timeout=wait, mode=0o600)
         try:
             lock.acquire()
         except (Timeout, OSError) as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import DEVOPS_RESOURCE, TokenRequest, Unavailable
 from artifacts_keyring_nofuss.identities.azure_cli import (
@@ -69,7 +70,7 @@ def fake_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAz:
 
 
 def _get(tenant: str | None = TENANT) -> Token | Unavailable:
-    return AzureCliSource().get_token(TokenRequest(feed=FEED, tenant=tenant))
+    return AzureCliSource().get_token(TokenRequest(feed=FEED, tenant=tenant, deadline=Deadline(30)))
 
 
 def _az_json(token: str, **extra: object) -> dict[str, object]:

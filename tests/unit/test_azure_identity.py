@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
 from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource
 
 from .helpers import feed
 
-REQUEST = TokenRequest(feed=feed(), tenant=None)
+REQUEST = TokenRequest(feed=feed(), tenant=None, deadline=Deadline(30))
 CLIENT = "11111111-1111-1111-1111-111111111111"
 TENANT = "22222222-2222-2222-2222-222222222222"
 
@@ -33,11 +34,13 @@ def test_nothing_configured_is_unavailable() -> None:
 def test_nothing_configured_prints_nothing_in_a_real_process() -> None:
     """No azure-identity warning paragraphs on a laptop without any Azure workload identity."""
     code = (
+        "from artifacts_keyring_nofuss.deadline import Deadline\n"
         "from artifacts_keyring_nofuss.feeds import parse_feed_url\n"
         "from artifacts_keyring_nofuss.identities import TokenRequest\n"
         "from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource\n"
         "feed = parse_feed_url('https://pkgs.dev.azure.com/contoso/_packaging/f/pypi/simple/')\n"
-        "result = AzureIdentitySource().get_token(TokenRequest(feed=feed, tenant=None))\n"
+        "request = TokenRequest(feed=feed, tenant=None, deadline=Deadline(30))\n"
+        "result = AzureIdentitySource().get_token(request)\n"
         "print(type(result).__name__)\n"
     )
     done = subprocess.run(

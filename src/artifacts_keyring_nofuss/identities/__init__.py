@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Protocol
 
+from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.errors import ConfigError
 from artifacts_keyring_nofuss.feeds import Feed
 from artifacts_keyring_nofuss.tokens import Token
@@ -22,6 +23,7 @@ DEVOPS_SCOPE = DEVOPS_RESOURCE + "/.default"
 class TokenRequest:
     feed: Feed
     tenant: str | None  # validated by discovery: a GUID or a domain name
+    deadline: Deadline
 
 
 @dataclass(frozen=True)

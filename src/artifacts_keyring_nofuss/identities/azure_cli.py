@@ -116,7 +116,7 @@ class AzureCliSource:
         if request.tenant:
             command += ["--tenant", request.tenant]
         command += ["--output", "json"]
-        timeout = config.az_timeout()
+        timeout = min(config.az_timeout(), max(0.5, request.deadline.remaining()))
         _log.debug("azure_cli: running %s", " ".join(command[1:]))
         try:
             done = subprocess.run(
