@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 PREFIX = "artifacts-keyring-nofuss: "
+# Debug lines say so, so that nobody mistakes them for the one line that asks for action.
+DEBUG_PREFIX = "artifacts-keyring-nofuss [debug]: "
 DEBUG_VAR = "ARTIFACTS_KEYRING_NOFUSS_DEBUG"
 
 _logger = logging.getLogger("artifacts_keyring_nofuss")
@@ -50,7 +52,8 @@ class _StderrHandler(logging.Handler):
         # A log line must never break the client.
         with suppress(Exception):
             message = redact(record.getMessage()).replace("\n", " ").replace("\r", " ")
-            sys.stderr.write(PREFIX + message + "\n")
+            prefix = DEBUG_PREFIX if record.levelno < logging.WARNING else PREFIX
+            sys.stderr.write(prefix + message + "\n")
             sys.stderr.flush()
 
 

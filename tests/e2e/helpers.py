@@ -17,11 +17,16 @@ __all__ = [
 ]
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+DEBUG_PASS_VAR = "AKN_E2E_DEBUG"
 # `keyring` as users install it for uv and pip's subprocess mode: a uv tool with the backend,
 # outside pip's own environment (pip's subprocess mode skips a keyring that lives there).
 TOOLS_BIN = Path(__file__).resolve().parents[2] / ".e2e" / "tools" / "bin"
 # Kept from the caller's environment: harmless, and some tools want to know who they are.
 PASSED_THROUGH = ("USER", "LOGNAME", ENV_MARKER)
+
+
+# Every output a client printed in this session, for the end-of-session secrets scan.
+OUTPUTS: list[str] = []
 
 
 def run(
@@ -33,7 +38,7 @@ def run(
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a client: argument list (never a shell), text mode, output captured, no check."""
-    return subprocess.run(
+    done = subprocess.run(
         [os.fspath(c) for c in cmd],
         env=dict(env),
         cwd=cwd,
@@ -44,6 +49,8 @@ def run(
         check=False,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
+    OUTPUTS.extend((done.stdout, done.stderr))
+    return done
 
 
 def client_env_for(base: Path, ca_pem: Path) -> dict[str, str]:
@@ -81,4 +88,8 @@ def client_env_for(base: Path, ca_pem: Path) -> dict[str, str]:
             "LANG": "C.UTF-8",
         }
     )
+    if os.environ.get(DEBUG_PASS_VAR) == "1":
+        # The debug pass: every client runs with the backend's debug output on, and the
+        # secrets scan reads all of it.
+        env["ARTIFACTS_KEYRING_NOFUSS_DEBUG"] = "1"
     return env

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -28,6 +30,7 @@ AZURE_HOSTS = frozenset(
     }
 )
 PREFIX = "artifacts-keyring-nofuss: "
+DEBUG_PREFIX = "artifacts-keyring-nofuss [debug]: "
 
 
 def signed_in(env: Mapping[str, str], user: str = world.ALICE) -> dict[str, str]:
@@ -45,8 +48,10 @@ def as_service_principal(env: Mapping[str, str]) -> dict[str, str]:
     )
 
 
-def keyring(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return run(["keyring", *args], env, timeout=60)
+def keyring(
+    env: Mapping[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return run(["keyring", *args], env, timeout=timeout)
 
 
 def bin_path(name: str) -> str:
@@ -79,12 +84,43 @@ def assert_no_leak(sim: Simulator, outputs: Iterable[str]) -> None:
             assert secret not in text, "a secret leaked into the output"
 
 
+def spoken(stderr: str) -> list[str]:
+    """What a user reads on stderr, setting aside the debug lines of the debug pass."""
+    return [line for line in stderr.splitlines() if not line.startswith(DEBUG_PREFIX)]
+
+
 def one_line_message(stderr: str) -> str:
     """Our single line on stderr; asserts it is there exactly once and there is no traceback."""
     assert "Traceback" not in stderr, stderr
     ours = [line for line in stderr.splitlines() if PREFIX in line]
     assert len(set(ours)) == 1, stderr
     return ours[0]
+
+
+@dataclass
+class HostileTally:
+    """What the hostile-server battery (test_hostile.py) found, for the session's last line."""
+
+    outcomes: dict[str, str] = field(default_factory=dict)  # case -> survived/refused/failed
+    leaks: dict[str, list[str]] = field(default_factory=dict)  # case -> what went where
+
+    def begin(self, case: str) -> None:
+        self.outcomes[case] = "failed"  # until the case says otherwise
+
+    def leaked(self, case: str, found: Iterable[str]) -> None:
+        self.leaks[case] = list(found)
+
+    def ended(self, case: str, survived: bool) -> None:
+        self.outcomes[case] = "survived" if survived else "refused"
+
+    def summary(self) -> str:
+        counts = Counter(self.outcomes.values())
+        line = (
+            f"hostile servers: {len(self.outcomes)} cases, {counts['survived']} faults survived, "
+            f"{counts['refused']} refused cleanly, "
+            f"leaks found: {sum(len(found) for found in self.leaks.values())}"
+        )
+        return line + (f", {counts['failed']} not as expected" if counts["failed"] else "")
 
 
 def importable(target: Path, env: Mapping[str, str], module: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import run
-from .scenarios import feed_accepts, keyring, one_line_message, signed_in
+from .scenarios import feed_accepts, keyring, one_line_message, signed_in, spoken
 from .sim import world
 from .sim.azcli import az, az_login
 from .sim.server import Simulator
@@ -40,7 +40,7 @@ def alice(client_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 def get(env: dict[str, str], url: str = world.SHARED_INDEX) -> str:
     done = keyring(env, "get", url, "VssSessionToken")
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    assert spoken(done.stderr) == []
     return done.stdout.strip()
 
 

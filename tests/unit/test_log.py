@@ -80,7 +80,7 @@ def test_debug_on_demand(
     log.debug("step %s", "one")
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == "artifacts-keyring-nofuss: step one\n"
+    assert captured.err == "artifacts-keyring-nofuss [debug]: step one\n"
 
 
 @pytest.mark.parametrize("value", ["0", "", "false", "no", "2"])
@@ -99,7 +99,7 @@ def test_debug_follows_the_variable_within_one_process(
     log.debug("first")
     monkeypatch.setenv(log.DEBUG_VAR, "0")
     log.debug("second")
-    assert capsys.readouterr().err == "artifacts-keyring-nofuss: first\n"
+    assert capsys.readouterr().err == "artifacts-keyring-nofuss [debug]: first\n"
 
 
 def test_warnings_always_show_on_stderr_only(capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,7 +122,8 @@ def test_lines_are_single_lines_and_redacted(
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 2
-    assert all(line.startswith("artifacts-keyring-nofuss: ") for line in lines)
+    assert lines[0].startswith("artifacts-keyring-nofuss: ")  # the warning
+    assert lines[1].startswith("artifacts-keyring-nofuss [debug]: ")  # told apart from it
     assert secret not in captured.err
     assert "line one line two" in lines[0]
 
@@ -219,7 +220,7 @@ def test_hushed_turns_library_warnings_into_debug_lines(
         logging.getLogger("azure.identity").warning("first line\nsecond line")
         logging.getLogger("azure.identity").info("not forwarded")
     err = capsys.readouterr().err
-    assert err == "artifacts-keyring-nofuss: azure.identity: first line\n"
+    assert err == "artifacts-keyring-nofuss [debug]: azure.identity: first line\n"
 
 
 def test_hushed_restores_logger_state(host_handler: _Recorder) -> None:
