@@ -38,6 +38,11 @@ def interpret(feed: Feed, response: Response) -> Discovery:
     resource_tenant = (response.header("X-VSS-ResourceTenant") or "").strip().lower()
     endpoint_header = response.header("X-VSS-AuthorizationEndpoint")
     if bearer is None and not resource_tenant and endpoint_header is None:
+        if response.status == 429 or response.status >= 500:
+            raise DiscoveryError(
+                f"{feed.host} answered HTTP {response.status} (busy or down) to every try; "
+                "try again later"
+            )
         raise DiscoveryError(
             f"{feed.host} answered {response.status} without Azure DevOps sign-in headers; "
             "check that the URL is an Azure Artifacts feed"

@@ -96,7 +96,7 @@ def _read_answer(response: Response, feed: Feed, bearer: Token) -> Token:
 def _message(response: Response) -> str:
     data = response.json()
     if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return " ".join(data["message"].split())
+        return " ".join(_log.printable(data["message"]).split())
     return ""
 
 

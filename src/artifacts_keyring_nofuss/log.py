@@ -39,6 +39,12 @@ def _secret_like(match: re.Match[str]) -> str:
     return "<secret redacted>"
 
 
+def printable(text: str) -> str:
+    """One line of plain text: a server's words must not drive the user's terminal (escape
+    sequences can retitle the window, clear the screen or fake a prompt)."""
+    return "".join(c if c.isprintable() else " " if c in "\r\n\t" else "?" for c in text)
+
+
 def redact(text: str) -> str:
     text = _JWT.sub("<jwt redacted>", text)
     text = _AUTH_VALUE.sub(r"\1 <redacted>", text)
@@ -51,7 +57,7 @@ class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # A log line must never break the client.
         with suppress(Exception):
-            message = redact(record.getMessage()).replace("\n", " ").replace("\r", " ")
+            message = printable(redact(record.getMessage()))
             prefix = DEBUG_PREFIX if record.levelno < logging.WARNING else PREFIX
             sys.stderr.write(prefix + message + "\n")
             sys.stderr.flush()

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from .helpers import Wheelhouse, build_wheelhouse, client_env_for, run
+from .scenarios import HostileTally
 from .sim.netns import inside_namespace, namespace_problem
 from .sim.server import Simulator
 from .sim.world import ATTACKER_HOSTS
 
 E2E_DIR = Path(__file__).resolve().parent
 SKIP_REASON = "needs a network namespace: run ./scripts/test"
+HOSTILE_TALLY = pytest.StashKey[HostileTally]()
 
 
 def _on_ci() -> bool:
@@ -88,6 +90,20 @@ def client_env(tmp_path: Path, simulator: Simulator) -> dict[str, str]:
 @pytest.fixture(name="run")
 def run_fixture() -> Callable[..., object]:
     return run
+
+
+@pytest.fixture(scope="session")
+def hostile_tally(request: pytest.FixtureRequest) -> HostileTally:
+    """Where test_hostile.py records each case; pytest_terminal_summary prints the figures."""
+    return request.config.stash.setdefault(HOSTILE_TALLY, HostileTally())
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    tally = config.stash.get(HOSTILE_TALLY, None)
+    if tally is not None and tally.outcomes:
+        terminalreporter.write_line(tally.summary())
 
 
 @pytest.fixture(autouse=True)

@@ -122,6 +122,9 @@ class HostileTally:
         )
         return line + (f", {counts['failed']} not as expected" if counts["failed"] else "")
 
+    def __repr__(self) -> str:  # what pytest shows beside a failing case: the figures so far
+        return f"HostileTally({self.summary()!r})"
+
 
 def importable(target: Path, env: Mapping[str, str], module: str) -> str:
     """Import `module` from an install target and return its __version__."""

@@ -663,6 +663,37 @@ def test_fault_reset_and_stall(sim: Simulator, http: requests.Session) -> None:
     assert imds.status_code == 500
 
 
+def test_fault_drip_binary_headers_and_stale_requests(sim: Simulator,
+                                                     http: requests.Session) -> None:
+    url = "https://evil.example.com/hostile"  # a short answer: "Not Found", 9 bytes
+    sim.fail("evil.example.com", "/hostile", [("drip", 0.2), ("drip", 0.01, "all")])
+    started = time.monotonic()
+    slow = http.get(url, timeout=(5, 0.5))  # no single read waits 0.5 s: no timeout fires
+    assert time.monotonic() - started >= 1.5
+    assert (slow.status_code, slow.content) == (404, b"Not Found")
+    started = time.monotonic()
+    assert http.get(url, timeout=(5, 0.5)).status_code == 404
+    assert time.monotonic() - started >= 1.0  # status line and headers dripped too
+    assert [r.fault for r in sim.requests()] == ["drip", "drip"]
+
+    sim.fail("evil.example.com", "/hostile", [(401, {"X-Raw": b"\xff\xfe\x80",
+                                                      "X-Cyrillic": "l\u043egin"})])
+    raw = http.get(url)
+    assert raw.raw.headers["X-Raw"] == b"\xff\xfe\x80".decode("latin-1")
+    assert raw.raw.headers["X-Cyrillic"] == "l\u043egin".encode().decode("latin-1")
+    sim.override_discovery("contoso", {"X-VSS-AuthorizationEndpoint": b"https://x/\xff"})
+    assert http.get(world.SHARED_INDEX).raw.headers["X-VSS-AuthorizationEndpoint"] == (
+        "https://x/\xff")
+
+    # A request stalled past reset() belongs to a test that is over: not served, not logged.
+    sim.fail("evil.example.com", "/hostile", [("stall", 1.0)])
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        http.get(url, timeout=(5, 0.3))
+    sim.reset()
+    time.sleep(1.2)
+    assert sim.requests() == []
+
+
 # --- other hosts, the log, leaks ------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from . import jwts, world
-from .httpserver import Response
+from .httpserver import Response, header_bytes
 from .state import DiscoveryOverride
 
 SCALE_UNIT = f"https://{world.SCALE_UNIT_HOST}/"
@@ -42,26 +42,32 @@ def default_headers(org: world.Org, legacy: bool) -> list[tuple[str, str]]:
 
 def apply_override(
     headers: list[tuple[str, str]], override: DiscoveryOverride | None
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str | bytes]]:
+    result: list[tuple[str, str | bytes]] = list(headers)
     if override is None:
-        return headers
-    result = list(headers)
+        return result
     if override.bare_bearer:
         result = [
             (k, "Bearer" if k.lower() == "www-authenticate" and v.startswith("Bearer") else v)
-            for k, v in result
+            for k, v in headers
         ]
     for name, value in override.headers.items():
         result = [(k, v) for k, v in result if k.lower() != name.lower()]
         if value is None:
             continue
-        for line in [value] if isinstance(value, str) else value:
+        for line in [value] if isinstance(value, (str, bytes)) else value:
             result.append((name, line))
     if override.combine_challenges:
         challenges = [v for k, v in result if k.lower() == "www-authenticate"]
         result = [(k, v) for k, v in result if k.lower() != "www-authenticate"]
         if challenges:
-            result.insert(0, ("WWW-Authenticate", ", ".join(challenges)))
+            texts = [v for v in challenges if isinstance(v, str)]
+            combined: str | bytes = (
+                ", ".join(texts)
+                if len(texts) == len(challenges)
+                else b", ".join(header_bytes(v) for v in challenges)
+            )
+            result.insert(0, ("WWW-Authenticate", combined))
     return result
 
 

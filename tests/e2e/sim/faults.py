@@ -5,9 +5,13 @@ and requests are served normally again. A step is one of:
 
 - an int status, e.g. ``503``;
 - a tuple ``(status, headers)`` or ``(status, headers, body)``,
-  e.g. ``(429, {"Retry-After": "1"})``;
+  e.g. ``(429, {"Retry-After": "1"})``; a header value given as bytes is sent as it is
+  (binary, non-UTF-8), a str one as Latin-1, or UTF-8 when Latin-1 cannot say it;
 - ``"reset"``: the connection is closed with a TCP reset, nothing is answered;
 - ``("stall", seconds)``: the answer is held back that long, then served normally;
+- ``("drip", seconds)``: the answer is served normally, but its body goes out one byte every
+  `seconds` (no read timeout ever fires); ``("drip", seconds, "all")`` drips the status line
+  and headers too;
 - ``"pass"``: this request is served normally (to fail, say, only the second one).
 """
 
@@ -24,7 +28,7 @@ from . import world
 @dataclass(frozen=True)
 class Respond:
     status: int
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | bytes] = field(default_factory=dict)
     body: bytes = b""
 
 
@@ -39,11 +43,17 @@ class Stall:
 
 
 @dataclass(frozen=True)
+class Drip:
+    seconds: float  # between two bytes
+    whole: bool = False  # the status line and headers too, not only the body
+
+
+@dataclass(frozen=True)
 class Pass:
     pass
 
 
-Step = Respond | Reset | Stall | Pass
+Step = Respond | Reset | Stall | Drip | Pass
 StepSpec = int | str | tuple[object, ...]
 
 
@@ -61,6 +71,11 @@ def parse_step(spec: StepSpec) -> Step:
         if not isinstance(seconds, (int, float)):
             raise TypeError(f"stall needs seconds: {spec!r}")
         return Stall(float(seconds))
+    if isinstance(spec, tuple) and spec and spec[0] == "drip" and len(spec) in (2, 3):
+        seconds = spec[1]
+        if not isinstance(seconds, (int, float)) or (len(spec) == 3 and spec[2] != "all"):
+            raise TypeError(f"drip needs seconds, then optionally \"all\": {spec!r}")
+        return Drip(float(seconds), whole=len(spec) == 3)
     if isinstance(spec, tuple) and spec and isinstance(spec[0], int) and len(spec) in (2, 3):
         headers = spec[1]
         if not isinstance(headers, dict):
@@ -70,7 +85,11 @@ def parse_step(spec: StepSpec) -> Step:
             body = body.encode()
         if not isinstance(body, bytes):
             raise TypeError(f"body must be str or bytes: {spec!r}")
-        return Respond(spec[0], {str(k): str(v) for k, v in headers.items()}, body)
+        return Respond(
+            spec[0],
+            {str(k): v if isinstance(v, bytes) else str(v) for k, v in headers.items()},
+            body,
+        )
     raise TypeError(f"not a fault step: {spec!r}")
 
 

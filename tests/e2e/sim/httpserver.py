@@ -1,7 +1,8 @@
 """HTTP/1.1 plumbing: threaded listeners, TLS, keep-alive, and the request/response shapes.
 
 The services themselves live elsewhere; this module only turns bytes into `Request`s, asks a
-`Dispatcher` what to do, and carries out injected faults that need the socket (reset, stall).
+`Dispatcher` what to do, and carries out injected faults that need the socket (reset, stall,
+drip).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import sys
 import threading
 import traceback
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from .faults import Pass, Reset, Respond, Stall, Step
+from .faults import Drip, Pass, Reset, Respond, Stall, Step
 from .log import Note
 
 MAX_BODY = 64 * 1024 * 1024
@@ -65,8 +67,20 @@ class Request:
 @dataclass
 class Response:
     status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    # A bytes value goes on the wire as it is: hostile servers send binary headers.
+    headers: Sequence[tuple[str, str | bytes]] = field(default_factory=list)
     body: bytes = b""
+
+
+def header_bytes(value: str | bytes) -> bytes:
+    """A header value as sent: bytes as they are, str as Latin-1, else UTF-8 (as some servers
+    do, for a hostile header with non-Latin letters in it)."""
+    if isinstance(value, bytes):
+        return value
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 def json_response(
@@ -122,6 +136,10 @@ class _Handler(BaseHTTPRequestHandler):
             request.note.fault = "stall"
             self.server.stopping.wait(step.seconds)
             step = None
+        drip = None
+        if isinstance(step, Drip):
+            request.note.fault = "drip"
+            drip, step = step, None
         if isinstance(step, Reset):
             request.note.fault = "reset"
             dispatcher.record(request, 0)
@@ -138,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
                 traceback.print_exc(file=sys.stderr)
                 response = text_response(500, "simulator error")
         dispatcher.record(request, response.status)
-        self._send(request, response)
+        self._send(request, response, drip)
 
     do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _serve
 
@@ -187,17 +205,39 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
 
-    def _send(self, request: Request, response: Response) -> None:
+    def _send(self, request: Request, response: Response, drip: Drip | None = None) -> None:
+        head = self._head(response)
+        body = response.body if request.method != "HEAD" else b""
         try:
-            self.send_response(response.status)
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if request.method != "HEAD":
-                self.wfile.write(response.body)
+            if drip is None:
+                self.wfile.write(head + body)
+            elif drip.whole:
+                self._trickle(head + body, drip.seconds)
+            else:
+                self.wfile.write(head)
+                self._trickle(body, drip.seconds)
         except OSError:
             self.close_connection = True
+
+    def _head(self, response: Response) -> bytes:
+        """Status line and headers, as bytes: values may be binary, so no send_header()."""
+        phrase = self.responses.get(response.status, ("",))[0]
+        lines = [
+            f"{self.protocol_version} {response.status} {phrase}".encode("latin-1"),
+            f"Server: {self.version_string()}".encode("latin-1"),
+            f"Date: {self.date_time_string()}".encode("latin-1"),
+        ]
+        lines += [name.encode("latin-1") + b": " + header_bytes(v) for name, v in response.headers]
+        lines.append(f"Content-Length: {len(response.body)}".encode("latin-1"))
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    def _trickle(self, data: bytes, seconds: float) -> None:
+        """One byte every `seconds`, until done, the client hangs up or the simulator stops."""
+        for at in range(len(data)):
+            self.wfile.write(data[at : at + 1])
+            if self.server.stopping.wait(seconds):
+                self.close_connection = True
+                return
 
     def _reset(self) -> None:
         # Linger 0 turns close() into a TCP RST: the client sees a reset, not an answer.

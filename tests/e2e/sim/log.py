@@ -22,6 +22,9 @@ class Note:
     client_id: str | None = None
     fault: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # SimState.generation when the request arrived: a request held back past a reset() (a
+    # stall longer than its client waited) belongs to a test that is over.
+    generation: int = 0
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,14 @@ class Router:
         # Called first for every request: classify it now, so that a request answered by an
         # injected fault still counts as what it asked for.
         request.note.kind = self._classify(request)
+        request.note.generation = self.state.generation
         host = world.IMDS_ADDRESS if self.mode == IMDS else request.host
         target = request.path + (f"?{request.query}" if request.query else "")
         return self.state.faults.take(host, target)
 
     def handle(self, request: Request) -> Response:
+        if self._stale(request):
+            return text_response(503, "the test that sent this request is over")
         if self.mode == IMDS:
             return self.services.imds.handle(request)
         if self.mode == PLAIN_HTTP:
@@ -88,7 +91,12 @@ class Router:
             return "plain-index"
         return "other"
 
+    def _stale(self, request: Request) -> bool:
+        return request.note.generation != self.state.generation
+
     def record(self, request: Request, status: int) -> None:
+        if self._stale(request):
+            return  # the log now belongs to another test
         note = request.note
         shown = presented(request)
         note.auth_scheme = shown.scheme

@@ -248,13 +248,14 @@ class Simulator:
     def override_discovery(
         self,
         org: str,
-        headers: dict[str, str | list[str] | None] | None = None,
+        headers: dict[str, str | bytes | list[str | bytes] | None] | None = None,
         *,
         combine_challenges: bool = False,
         bare_bearer: bool = False,
     ) -> None:
-        """Change the anonymous 401 of an org's feeds: replace (str or list) or drop (None)
-        headers, put the challenges on one line, or send Bearer without authorization_uri."""
+        """Change the anonymous 401 of an org's feeds: replace (str, bytes sent as they are, or
+        a list of either, one line each) or drop (None) headers, put the challenges on one
+        line, or send Bearer without authorization_uri."""
         with self.state.lock:
             self.state.knobs.discovery[org.lower()] = DiscoveryOverride(
                 dict(headers or {}), combine_challenges, bare_bearer

@@ -32,8 +32,8 @@ class OrgPolicy:
 @dataclass
 class DiscoveryOverride:
     # Header name (any case) -> replacement value, a list of values (one line each), or None
-    # to drop it. "WWW-Authenticate" replaces every challenge line.
-    headers: dict[str, str | list[str] | None] = field(default_factory=dict)
+    # to drop it. "WWW-Authenticate" replaces every challenge line. Bytes go out as they are.
+    headers: dict[str, str | bytes | list[str | bytes] | None] = field(default_factory=dict)
     combine_challenges: bool = False
     bare_bearer: bool = False
 
@@ -171,6 +171,8 @@ class SimState:
         self.log = RequestLog()
         self.faults = Faults()
         self.stopping = threading.Event()
+        # Bumped by reset(): requests from before it are neither served nor logged.
+        self.generation = 0
         # Every secret ever handed out or known, for leak scans; never cleared.
         self._issued: set[str] = set()
 
@@ -184,6 +186,7 @@ class SimState:
 
     def reset(self) -> None:
         with self.lock:
+            self.generation += 1
             self.knobs = Knobs()
             self.grants = Grants()
             self.packages.uploads.clear()

@@ -257,6 +257,7 @@ ATTACKER_HOSTS = (
     "evilvssps.visualstudio.com",
     "evil-login.microsoftonline.com",
     "attacker.vssps.visualstudio.com.evil.example",
+    "attacker.vssps.visualstudio.com",  # a token service, of an organisation not ours
 )
 # Public hosts a misconfigured client might reach: inside the namespace they answer 404 and
 # the log shows whether a credential went there.
