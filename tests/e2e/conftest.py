@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Wheelhouse, build_wheelhouse, client_env_for, run
+from .helpers import DEBUG_PASS_VAR, OUTPUTS, Wheelhouse, build_wheelhouse, client_env_for, run
 from .scenarios import HostileTally
 from .sim.netns import inside_namespace, namespace_problem
 from .sim.server import Simulator
@@ -98,12 +98,35 @@ def hostile_tally(request: pytest.FixtureRequest) -> HostileTally:
     return request.config.stash.setdefault(HOSTILE_TALLY, HostileTally())
 
 
+SECRETS_SCAN = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secrets_scan(request: pytest.FixtureRequest, simulator: Simulator) -> Iterator[None]:
+    """After the whole session: no secret the simulated services ever issued or received
+    (tokens, session tokens, PATs, passwords, client secrets, key material) appears in any
+    stdout or stderr a client printed. Run with AKN_E2E_DEBUG=1, every lookup is in debug."""
+    yield
+    secrets = {s for s in simulator.issued_secrets() if len(s) >= 8}
+    leaked = sorted({Simulator.fingerprint(s) for s in secrets for o in OUTPUTS if s in o})
+    mode = "debug on" if os.environ.get(DEBUG_PASS_VAR) == "1" else "debug off"
+    size = sum(len(o) for o in OUTPUTS)
+    request.session.config.stash[SECRETS_SCAN] = (
+        f"secrets scan ({mode}): {len(OUTPUTS)} outputs ({size} characters) checked for "
+        f"{len(secrets)} secrets, leaks found: {len(leaked)}"
+    )
+    assert not leaked, f"secrets leaked into client output (fingerprints): {leaked}"
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
     tally = config.stash.get(HOSTILE_TALLY, None)
     if tally is not None and tally.outcomes:
         terminalreporter.write_line(tally.summary())
+    scan = config.stash.get(SECRETS_SCAN, None)
+    if scan is not None:
+        terminalreporter.write_line(scan)
 
 
 @pytest.fixture(autouse=True)

@@ -25,8 +25,14 @@ TOOLS_BIN = Path(__file__).resolve().parents[2] / ".e2e" / "tools" / "bin"
 PASSED_THROUGH = ("USER", "LOGNAME", ENV_MARKER)
 
 
-# Every output a client printed in this session, for the end-of-session secrets scan.
+# Every output a client printed in this session, for the end-of-session secrets scan; the
+# stdout of `keyring get` is left out, for printing the credential is what it is for.
 OUTPUTS: list[str] = []
+
+
+def _credential_channel(cmd: Sequence[str | os.PathLike[str]]) -> bool:
+    words = [os.fspath(c) for c in cmd]
+    return bool(words) and Path(words[0]).name == "keyring" and "get" in words[1:]
 
 
 def run(
@@ -49,7 +55,9 @@ def run(
         check=False,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
-    OUTPUTS.extend((done.stdout, done.stderr))
+    OUTPUTS.append(done.stderr)
+    if not _credential_channel(cmd):
+        OUTPUTS.append(done.stdout)
     return done
 
 

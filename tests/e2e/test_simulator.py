@@ -620,7 +620,15 @@ def test_fake_az_knobs(client_env: dict[str, str]) -> None:
 
 def test_client_env_is_isolated(client_env: dict[str, str], sim: Simulator) -> None:
     assert "AZURE_CONFIG_DIR" not in client_env
-    assert not [k for k in client_env if k.startswith(("AZURE_", "ARTIFACTS_"))]
+    # Only the debug pass's own switch may be there (AKN_E2E_DEBUG=1 turns debug on).
+    assert not [
+        k
+        for k in client_env
+        if k.startswith(("AZURE_", "ARTIFACTS_")) and k != "ARTIFACTS_KEYRING_NOFUSS_DEBUG"
+    ]
+    assert ("ARTIFACTS_KEYRING_NOFUSS_DEBUG" in client_env) == (
+        os.environ.get("AKN_E2E_DEBUG") == "1"
+    )
     assert not [k for k in client_env if k.lower().endswith("_proxy")]
     assert client_env["PATH"].split(os.pathsep)[0].endswith("sim/bin")
     assert client_env["SSL_CERT_FILE"] == str(sim.ca_pem)

@@ -237,10 +237,16 @@ def test_redirects_are_refused(status: int) -> None:
         interpret(DEV, response(status, headers))
 
 
-@pytest.mark.parametrize("status", [200, 203, 401, 403, 404, 500])
+@pytest.mark.parametrize("status", [200, 203, 401, 403, 404])
 def test_an_answer_without_sign_in_headers_is_refused(status: int) -> None:
     with pytest.raises(DiscoveryError, match="Azure Artifacts"):
         interpret(DEV, response(status, [("Content-Type", "text/html")], b"<html>hi</html>"))
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_busy_or_down_feed_is_not_blamed_on_the_url(status: int) -> None:
+    with pytest.raises(DiscoveryError, match=f"HTTP {status} \\(busy or down\\).*try again"):
+        interpret(DEV, response(status, [("Content-Type", "text/html")], b"<html>down</html>"))
 
 
 def test_basic_only_is_not_azure_devops_services() -> None:

@@ -250,3 +250,18 @@ def test_hushed_restores_logger_state_when_the_call_raises() -> None:
     with pytest.raises(RuntimeError), log.hushed("azure"):
         raise RuntimeError("boom")
     assert (list(azure.handlers), azure.propagate) == before
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["\x1b]0;pwned\x07", "\x1b[2J\x1b[31m", "\x00\x08\x7f", "\u202e", "\x9b31m"],
+    ids=["osc-title", "csi-clear", "c0-controls", "bidi-override", "c1-csi"],
+)
+def test_a_servers_words_cannot_drive_the_terminal(
+    capsys: pytest.CaptureFixture[str], hostile: str
+) -> None:
+    log.warn("the token service said: denied%s Password:", hostile)
+    err = capsys.readouterr().err
+    assert err.startswith("artifacts-keyring-nofuss: the token service said: denied")
+    assert err.endswith(" Password:\n")
+    assert all(c.isprintable() for c in err.rstrip("\n"))

@@ -666,6 +666,8 @@ def test_a_cache_directory_owned_by_another_user_turns_caching_off(cache: Store)
     assert list(cache.directory.iterdir()) == []
     assert _mode(cache.directory) == 0o700
     assert os.lstat(cache.directory).st_uid == OTHER_UID
+    # Hand it back, so that pytest can clean up later from inside the e2e namespace too.
+    os.chown(cache.directory, os.getuid(), os.getgid())
 
 
 @pytest.mark.parametrize("depth", [1, 2])
