@@ -133,6 +133,8 @@ def default_authorization_endpoint(feed_host: str, org: str) -> str:
     ):
         if hostname == pkgs:
             return f"https://{vssps}/{org}/"
+    if not _DOMAIN_LABEL.fullmatch(org):
+        raise UntrustedEndpoint(f"organisation name {org!r} cannot be a host name")
     return f"https://{org}.vssps.visualstudio.com/"
 
 

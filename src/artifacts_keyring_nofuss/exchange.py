@@ -121,7 +121,10 @@ def _parse_time(value: object) -> float | None:
 def _when(stamp: float | None) -> str:
     if stamp is None:
         return "an unstated time"
-    return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return "an unreadable time"
 
 
 def _hostname() -> str:

@@ -85,6 +85,10 @@ def parse_feed_url(service: object) -> Feed | None:
     if parts.scheme.lower() != "https" or not hostname:
         return None
     hostname = hostname.rstrip(".")
+    # Every label a plain DNS label: HTTP clients decode escapes such as `%2d` in a host, we
+    # would not, and the host we vouch for must be the host the client connects to.
+    if not all(_LABEL.fullmatch(label) for label in hostname.split(".")):
+        return None
     suffix = match_host(hostname)
     if suffix is None:
         return None

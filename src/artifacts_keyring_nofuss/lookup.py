@@ -260,4 +260,7 @@ class _Lookup:
 def _when(stamp: float | None) -> str:
     if stamp is None:
         return "(not stated)"
-    return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return "an unreadable time"

@@ -30,6 +30,7 @@ FORMAT = 1
 MAX_FILE = 1024 * 1024
 DISCOVERY_TTL = 24 * 3600
 LOCK_TIMEOUT = 90.0
+_MAX_STAMP = 10**12  # far beyond any real expiry, far below float's limits
 CACHE_VARS = (
     ("ARTIFACTS_KEYRING_NOFUSS_CACHE", ("0", "false", "no", "off")),
     ("ARTIFACTS_CREDENTIALPROVIDER_SESSIONTOKENCACHE_ENABLED", ("0", "false", "no", "off")),
@@ -317,7 +318,10 @@ def _unsafe(info: os.stat_result) -> str | None:
 
 def _number(value: object) -> TypeGuard[float]:
     """A finite number: NaN never compares as expired, and 1e400 is infinity in JSON."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    # A JSON integer can be arbitrarily large; math.isfinite would overflow converting it.
+    return abs(value) < _MAX_STAMP if isinstance(value, int) else math.isfinite(value)
 
 
 def _entry(raw: object) -> Entry | None:

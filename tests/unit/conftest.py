@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from .properties import LONG_RUN_MINIMUM, PROFILE, STATS
+
 # Variables that would let the developer's or CI's own setup leak into a unit test.
 _PREFIXES = ("ARTIFACTS_", "AZURE_", "VSS_", "NUGET_", "IDENTITY_", "MSI_", "IMDS_")
 
@@ -31,3 +33,22 @@ def _isolated_environment(
     # Nor the real session-token cache, nor the real Azure CLI profile.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path_factory.mktemp("azure-config")))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many property cases ran (the long run must show it reached its 100,000)."""
+    if not STATS.cases:
+        return
+    terminalreporter.write_sep("-", "property-based tests")
+    if PROFILE != "ci" or terminalreporter.config.option.verbose > 0:
+        for name, count in sorted(STATS.cases.items()):
+            escaped = STATS.escapes[name]
+            terminalreporter.write_line(
+                f"  {name}: {count}" + (f" ({escaped} escaped)" if escaped else "")
+            )
+    terminalreporter.write_line(STATS.summary())
+    if PROFILE == "long" and STATS.total < LONG_RUN_MINIMUM:
+        terminalreporter.write_line(
+            f"property tests: the long profile tried fewer than {LONG_RUN_MINIMUM} cases "
+            "(a failing property stops at its first counterexample; or -k chose a subset)"
+        )

@@ -46,6 +46,7 @@ def find_az(path: str | None = None) -> str | None:
 
 
 _MAX_PROFILE = 4 * 1024 * 1024
+_MAX_EPOCH = 4_102_444_800  # 2100-01-01
 
 
 def _read_bounded(path: Path, limit: int) -> bytes | None:
@@ -144,7 +145,7 @@ class AzureCliSource:
 def _parse_output(stdout: bytes) -> Token:
     try:
         data = json.loads(stdout.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SourceError(
             "`az account get-access-token` printed something that is not JSON"
         ) from None
@@ -162,8 +163,10 @@ def _parse_output(stdout: bytes) -> Token:
     if isinstance(expires_on, (int, str)) and not isinstance(expires_on, bool):
         try:
             stated = float(expires_on)
-        except ValueError:
+        except (ValueError, OverflowError):
             stated = None
+    if stated is not None and not 0 < stated < _MAX_EPOCH:
+        stated = None  # not a time; the token's own `exp` decides
     return Token.from_secret(secret, "azure_cli", expires_on=stated)
 
 
