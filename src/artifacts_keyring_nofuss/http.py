@@ -133,7 +133,8 @@ class Http:
             except _Attempt as failed:
                 if last or (failed.sent and method == "POST"):
                     raise NetworkError(str(failed)) from None
-                self._pause(attempt, None, str(failed))
+                if not self._pause(attempt, None, str(failed)):
+                    raise NetworkError(str(failed)) from None
                 continue
             if response.status not in retry_statuses or last:
                 return response
