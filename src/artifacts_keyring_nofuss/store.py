@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -185,17 +185,7 @@ class Store:
             lock.release()
 
     def put_session(self, key: str, entry: Entry) -> None:
-        def change(data: dict[str, Any]) -> None:
-            data["sessions"][key] = {
-                "token": entry.token,
-                "expires_on": entry.expires_on,
-                "org": entry.org,
-                "scope": entry.scope,
-                "identity": entry.identity,
-                "who": entry.who,
-            }
-
-        self._update(change)
+        self._update(lambda data: data["sessions"].__setitem__(key, asdict(entry)))
 
     def drop_session(self, key: str) -> None:
         self._update(lambda data: data["sessions"].pop(key, None))

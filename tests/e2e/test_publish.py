@@ -4,6 +4,7 @@ read token that cannot publish."""
 from __future__ import annotations
 
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -17,6 +18,14 @@ from .sim.wheels import build_wheel
 @pytest.fixture
 def fresh_wheel(tmp_path: Path) -> Path:
     return build_wheel(tmp_path / "dist", "freshpkg", "0.4.2")
+
+
+def twine_upload(env: dict[str, str], wheel: Path, *extra: str) -> CompletedProcess[str]:
+    return run(
+        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
+         world.SHARED_UPLOAD, *extra, str(wheel)],
+        env,
+    )
 
 
 def installs_after_upload(env: dict[str, str], tmp_path: Path) -> None:
@@ -34,11 +43,7 @@ def test_twine_upload_as_an_az_user_gets_the_write_scope(
     sim: Simulator, client_env: dict[str, str], tmp_path: Path, fresh_wheel: Path
 ) -> None:
     env = signed_in(client_env)
-    done = run(
-        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
-         world.SHARED_UPLOAD, str(fresh_wheel)],
-        env,
-    )
+    done = twine_upload(env, fresh_wheel)
     assert done.returncode == 0, done.stdout + done.stderr
     assert fresh_wheel.name in sim.uploaded("shared")
     (upload,) = sim.requests(kind="upload")
@@ -51,11 +56,7 @@ def test_twine_upload_as_a_service_principal_sends_the_app_token(
     sim: Simulator, client_env: dict[str, str], tmp_path: Path, fresh_wheel: Path
 ) -> None:
     env = as_service_principal(client_env)
-    done = run(
-        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
-         world.SHARED_UPLOAD, str(fresh_wheel)],
-        env,
-    )
+    done = twine_upload(env, fresh_wheel)
     assert done.returncode == 0, done.stdout + done.stderr
     (upload,) = sim.requests(kind="upload")
     assert upload.credential_kind == "entra-app"
@@ -82,12 +83,7 @@ def test_the_install_token_cannot_publish(
     env = signed_in(client_env)
     read = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
     assert read.returncode == 0, read.stderr
-    done = run(
-        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
-         world.SHARED_UPLOAD, "-u", "VssSessionToken", "-p", read.stdout.strip(),
-         str(fresh_wheel)],
-        env,
-    )
+    done = twine_upload(env, fresh_wheel, "-u", "VssSessionToken", "-p", read.stdout.strip())
     assert done.returncode != 0
     assert fresh_wheel.name not in sim.uploaded("shared")
     (upload,) = sim.requests(kind="upload")
