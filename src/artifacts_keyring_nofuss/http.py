@@ -146,7 +146,7 @@ class Http:
         """Sleep before the next attempt; False when the deadline leaves no room for it."""
         delay = _retry_after(retry_after)
         if delay is None:
-            delay = BACKOFF * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
+            delay = BACKOFF * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
         if delay >= self.deadline.remaining():
             _log.debug("http: %s; no time left to retry", why)
             return False
