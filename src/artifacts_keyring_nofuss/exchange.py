@@ -16,7 +16,7 @@ from .feeds import Feed
 
 if TYPE_CHECKING:
     from .http import Http, Response
-from .tokens import Token
+from .tokens import Token, describe_time
 
 API = "_apis/Token/SessionTokens?api-version=5.0-preview.1&tokenType=SelfDescribing"
 _MAX_TOKEN = 16 * 1024
@@ -88,7 +88,7 @@ def _read_answer(response: Response, feed: Feed, bearer: Token) -> Token:
         "exchange: got a %s session token for %s, valid until %s",
         feed.scope,
         bearer.who,
-        _when(expires_on),
+        describe_time(expires_on),
     )
     return token
 
@@ -116,15 +116,6 @@ def _parse_time(value: object) -> float | None:
         return None
     stamp = parsed.timestamp()
     return stamp if stamp > 0 else None
-
-
-def _when(stamp: float | None) -> str:
-    if stamp is None:
-        return "an unstated time"
-    try:
-        return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    except (ValueError, OverflowError, OSError):
-        return "an unreadable time"
 
 
 def _hostname() -> str:

@@ -11,7 +11,6 @@ ask the identity sources in order, exchange a user token, and keep the session t
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from . import config, discovery, endpoints, exchange, identities, store
@@ -20,7 +19,7 @@ from .cache import MemoryCache
 from .deadline import Deadline
 from .errors import BearerRefused, NofussError, SourceError
 from .feeds import Feed
-from .tokens import REFRESH_MARGIN, Token
+from .tokens import REFRESH_MARGIN, Token, describe_time
 
 if TYPE_CHECKING:
     from .http import Http
@@ -120,7 +119,9 @@ class _Lookup:
         )
         _cache.sessions[(found.authorization_endpoint, self.feed.scope, self.identity)] = token
         _log.debug(
-            "cache: session token for %s, valid until %s", entry.who, _when(entry.expires_on)
+            "cache: session token for %s, valid until %s",
+            entry.who,
+            describe_time(entry.expires_on),
         )
         return token
 
@@ -212,7 +213,7 @@ class _Lookup:
                 return None
             bearer = got
             if bearer.expired():
-                attempts.append(f"{name}: its token expired at {_when(bearer.expires_on)}")
+                attempts.append(f"{name}: its token expired at {describe_time(bearer.expires_on)}")
                 return None
             _cache.bearers[bearer_key] = bearer
         _log.debug(
@@ -220,13 +221,14 @@ class _Lookup:
             name,
             bearer.who,
             "user" if bearer.user else "application",
-            _when(bearer.expires_on),
+            describe_time(bearer.expires_on),
         )
         if not bearer.user:
             # Application tokens carry no user to narrow down; Azure DevOps takes them as they
             # are. They are not kept on disk.
             return bearer
-        identity = source.cache_identity()
+        # The first source's identity was read when the lookup began; read no file twice.
+        identity = self.identity if source is self.sources[0] else source.cache_identity()
         session_key = (found.authorization_endpoint, self.feed.scope, identity or bearer.identity)
         session = _cache.fresh_session(session_key)
         if session is not None:
@@ -255,12 +257,3 @@ class _Lookup:
                 ),
             )
         return session
-
-
-def _when(stamp: float | None) -> str:
-    if stamp is None:
-        return "(not stated)"
-    try:
-        return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    except (ValueError, OverflowError, OSError):
-        return "an unreadable time"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from . import claims as _claims
 
@@ -49,3 +50,13 @@ class Token:
         return self.expires_on is not None and (time.time() if now is None else now) >= (
             self.expires_on
         )
+
+
+def describe_time(stamp: float | None) -> str:
+    """An expiry for a message; total, for stated times come from outside (1e300, year 9999)."""
+    if stamp is None:
+        return "(not stated)"
+    try:
+        return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return "(unreadable)"

@@ -28,6 +28,12 @@ def twine_upload(env: dict[str, str], wheel: Path, *extra: str) -> CompletedProc
     )
 
 
+def uv_publish(env: dict[str, str], wheel: Path, *args: str) -> CompletedProcess[str]:
+    return run(
+        [bin_path("uv"), "publish", "--keyring-provider", "subprocess", *args, str(wheel)], env
+    )
+
+
 def installs_after_upload(env: dict[str, str], tmp_path: Path) -> None:
     target = tmp_path / "installed"
     done = run(
@@ -67,10 +73,8 @@ def test_uv_publish_as_an_az_user(
     sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
 ) -> None:
     env = signed_in(client_env)
-    done = run(
-        [bin_path("uv"), "publish", "--keyring-provider", "subprocess", "--username",
-         "VssSessionToken", "--publish-url", world.SHARED_UPLOAD, str(fresh_wheel)],
-        env,
+    done = uv_publish(
+        env, fresh_wheel, "--username", "VssSessionToken", "--publish-url", world.SHARED_UPLOAD
     )
     assert done.returncode == 0, done.stderr
     assert fresh_wheel.name in sim.uploaded("shared")
@@ -94,10 +98,8 @@ def test_uv_publish_url_with_username_in_it(
     sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
 ) -> None:
     env = signed_in(client_env)
-    done = run(
-        [bin_path("uv"), "publish", "--keyring-provider", "subprocess", "--publish-url",
-         with_user(world.TEAM_UPLOAD, "VssSessionToken"), str(fresh_wheel)],
-        env,
+    done = uv_publish(
+        env, fresh_wheel, "--publish-url", with_user(world.TEAM_UPLOAD, "VssSessionToken")
     )
     assert done.returncode == 0, done.stderr
     assert fresh_wheel.name in sim.uploaded("team")
@@ -107,10 +109,8 @@ def test_uv_publish_as_a_service_principal(
     sim: Simulator, client_env: dict[str, str], fresh_wheel: Path
 ) -> None:
     env = as_service_principal(client_env)
-    done = run(
-        [bin_path("uv"), "publish", "--keyring-provider", "subprocess", "--username",
-         "VssSessionToken", "--publish-url", world.SHARED_UPLOAD, str(fresh_wheel)],
-        env,
+    done = uv_publish(
+        env, fresh_wheel, "--username", "VssSessionToken", "--publish-url", world.SHARED_UPLOAD
     )
     assert done.returncode == 0, done.stderr
     (upload,) = sim.requests(kind="upload")
