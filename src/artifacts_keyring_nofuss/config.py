@@ -83,3 +83,41 @@ def az_timeout() -> float:
 
 def deadline_seconds() -> float:
     return _number((DEADLINE_VAR,), DEFAULT_DEADLINE, 1, 600)
+
+
+# --- interactive sign-in: the official provider's settings -----------------------------------
+
+NONINTERACTIVE_VAR = "ARTIFACTS_KEYRING_NONINTERACTIVE_MODE"
+DEVICE_FLOW_TIMEOUT_VAR = "ARTIFACTS_CREDENTIALPROVIDER_DEVICEFLOWTIMEOUTSECONDS"
+LOGIN_HINT_VAR = "ARTIFACTS_CREDENTIALPROVIDER_MSAL_LOGIN_HINT"
+MSAL_AUTHORITY_VAR = "ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY"
+DEFAULT_DEVICE_FLOW_TIMEOUT = 90.0
+_TRUE = ("1", "true", "yes", "on")
+
+
+def noninteractive() -> bool:
+    """Never prompt: the official provider's switch (`true`)."""
+    return os.environ.get(NONINTERACTIVE_VAR, "").strip().lower() in _TRUE
+
+
+def device_flow_timeout() -> float:
+    return _number((DEVICE_FLOW_TIMEOUT_VAR,), DEFAULT_DEVICE_FLOW_TIMEOUT, 5, 3600)
+
+
+def login_hint() -> str | None:
+    value = os.environ.get(LOGIN_HINT_VAR, "").strip()
+    return value or None
+
+
+def msal_authority() -> str | None:
+    """The authority override, validated like a discovered one (an Entra host, a tenant)."""
+    value = os.environ.get(MSAL_AUTHORITY_VAR, "").strip()
+    if not value:
+        return None
+    from .endpoints import UntrustedEndpoint, login_authority
+
+    try:
+        authority, _ = login_authority(value.rstrip("/"))
+    except UntrustedEndpoint as exc:
+        raise ConfigError(f"{MSAL_AUTHORITY_VAR}: {exc}") from None
+    return authority

@@ -23,6 +23,11 @@ class Deadline:
         self.seconds = seconds
         self._end = time.monotonic() + seconds
 
+    def extend(self, seconds: float) -> None:
+        """Allow at least `seconds` from now: a person at a sign-in prompt is not a hung
+        network, and the exchange after it deserves its own budget."""
+        self._end = max(self._end, time.monotonic() + seconds)
+
     def remaining(self) -> float:
         return max(0.0, self._end - time.monotonic())
 

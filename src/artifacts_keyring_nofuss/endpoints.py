@@ -150,3 +150,33 @@ def is_token_url(url: str) -> bool:
         host.endswith(s) and _DOMAIN_LABEL.fullmatch(host[: -len(s)])
         for s in (_TOKEN_SUBDOMAIN_SUFFIXES)
     )
+
+
+# GitHub Actions' OIDC token service: the job's request token may only go here.
+_GITHUB_OIDC_SUFFIX = ".actions.githubusercontent.com"
+
+
+def is_github_oidc_url(url: str) -> bool:
+    """May the Actions request token go to this URL (ACTIONS_ID_TOKEN_REQUEST_URL)?"""
+    try:
+        host, _ = _clean_https(url.split("?", 1)[0], "ACTIONS_ID_TOKEN_REQUEST_URL")
+    except UntrustedEndpoint:
+        return False
+    label = host[: -len(_GITHUB_OIDC_SUFFIX)]
+    return host.endswith(_GITHUB_OIDC_SUFFIX) and bool(_DOMAIN_LABEL.fullmatch(label))
+
+
+def authority_host(value: str | None) -> str | None:
+    """AZURE_AUTHORITY_HOST as azure-identity reads it, if it is an Entra login host; a federated
+    assertion must not be sent anywhere else. None when unset; UntrustedEndpoint when wrong."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    url = text if "://" in text else "https://" + text
+    host, segments = _clean_https(url, "AZURE_AUTHORITY_HOST")
+    if host not in LOGIN_HOSTS or segments:
+        raise UntrustedEndpoint(
+            f"AZURE_AUTHORITY_HOST {text!r} is not a Microsoft Entra login host "
+            f"({', '.join(sorted(LOGIN_HOSTS))})"
+        )
+    return f"https://{host}"

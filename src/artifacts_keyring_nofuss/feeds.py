@@ -5,8 +5,10 @@ Pure and cheap: it runs for every service keyring is asked about, most of which 
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit
 
 READ_SCOPE = "vso.packaging"
@@ -17,6 +19,14 @@ WRITE_SCOPE = "vso.packaging_write"
 _PATH_ORG_HOSTS = ("pkgs.dev.azure.com", "pkgs.codedev.ms", "pkgs.vsts.me")
 _SUBDOMAIN_ORG_HOSTS = ("pkgs.visualstudio.com",)
 FEED_HOSTS = _PATH_ORG_HOSTS + _SUBDOMAIN_ORG_HOSTS
+
+# The official provider's "treat these hosts as Azure DevOps" setting, in all its spellings:
+# `;`-separated, a leading dot meaning any subdomain. Feeds on them keep the org in the path.
+EXTRA_HOSTS_VARS = (
+    "ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS",
+    "NUGET_CREDENTIALPROVIDER_VSTS_HOSTS",
+    "NUGET_CREDENTIALPROVIDER_HOSTS",
+)
 
 _MAX_SERVICE_LENGTH = 2048
 # Org, project and feed names as Azure DevOps allows them, after percent-decoding; anything
@@ -65,8 +75,38 @@ def match_host(hostname: str, suffixes: tuple[str, ...] = FEED_HOSTS) -> str | N
     return None
 
 
-def parse_feed_url(service: object) -> Feed | None:
-    """The feed that a keyring service string names, or None when it is not one of ours."""
+def extra_hosts(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Hosts the user declared as Azure DevOps: exact names, or `.suffix` for any subdomain.
+
+    Entries that are not plain DNS names are dropped: a pattern must never widen to `*`.
+    """
+    env = os.environ if environ is None else environ
+    found: list[str] = []
+    for name in EXTRA_HOSTS_VARS:
+        for raw in env.get(name, "").split(";"):
+            entry = raw.strip().lower().rstrip(".")
+            bare = entry[1:] if entry.startswith(".") else entry
+            labels = bare.split(".")
+            if len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels):
+                found.append(entry)
+    return tuple(found)
+
+
+def _match_extra(hostname: str, patterns: tuple[str, ...]) -> bool:
+    for pattern in patterns:
+        if pattern.startswith("."):
+            if hostname.endswith(pattern):
+                return True
+        elif hostname == pattern:
+            return True
+    return False
+
+
+def parse_feed_url(service: object, hosts: tuple[str, ...] | None = None) -> Feed | None:
+    """The feed that a keyring service string names, or None when it is not one of ours.
+
+    `hosts`: the user's extra Azure DevOps hosts (default: from the environment).
+    """
     if not isinstance(service, str) or not service or len(service) > _MAX_SERVICE_LENGTH:
         return None
     # Backslashes: urllib and urllib3 disagree on where the host ends (`evil.com\@pkgs...`).
@@ -90,11 +130,14 @@ def parse_feed_url(service: object) -> Feed | None:
     if not all(_LABEL.fullmatch(label) for label in hostname.split(".")):
         return None
     suffix = match_host(hostname)
-    if suffix is None:
+    extra = suffix is None and _match_extra(hostname, extra_hosts() if hosts is None else hosts)
+    if suffix is None and not extra:
         return None
     host = hostname if port in (None, 443) else f"{hostname}:{port}"
 
     segments = [unquote(s) for s in parts.path.split("/") if s]
+    if extra:
+        return _extra_host_feed(host, parts.path, segments)
     if suffix in _SUBDOMAIN_ORG_HOSTS:
         org_label = hostname[: -len(suffix) - 1] if hostname != suffix else ""
         if not org_label or "." in org_label or not _LABEL.fullmatch(org_label):
@@ -132,3 +175,45 @@ def _feed_from_path(
         write=write,
         org_in_path=org_in_path,
     )
+
+
+def _extra_host_feed(host: str, raw_path: str, segments: list[str]) -> Feed | None:
+    """A feed on a declared host: `{org}[/{project}]/_packaging/...`, or on Azure DevOps Server
+    `{virtual dir}/{collection}/{project}/_packaging/...`, where the path before the project
+    stands for the organisation."""
+    lowered = [s.lower() for s in segments]
+    if "_packaging" not in lowered:
+        return None
+    at = lowered.index("_packaging")
+    if not 1 <= at <= 4:
+        return None
+    if any(not _NAME.fullmatch(s) for s in segments[:at]):
+        return None
+    if at <= 2:
+        return _feed_from_path(host, raw_path, segments[0], segments[1:], True)
+    org = "/".join(segments[: at - 1])
+    found = _feed_from_path(host, raw_path, "x", segments[at - 1 :], True)
+    return None if found is None else replace(found, org=org.lower())
+
+
+def same_feed(endpoint: str, feed: Feed) -> bool:
+    """Does a configured endpoint URL name this feed? By feed, not by string, so that uv's
+    URL (no trailing slash, a username) and a NuGet or upload URL of the same feed all match;
+    an endpoint that is not a feed URL matches as a case-insensitive URL prefix."""
+    named = parse_feed_url(endpoint)
+    if named is not None:
+        return (
+            named.host == feed.host
+            and named.org == feed.org
+            and (named.project or "").lower() == (feed.project or "").lower()
+            and named.feed.lower() == feed.feed.lower()
+        )
+    return prefix_match(endpoint, feed)
+
+
+def prefix_match(prefix: str, feed: Feed) -> bool:
+    """The official provider's URI-prefix rule, applied to the feed's URL without userinfo."""
+    wanted = prefix.strip().lower()
+    if not wanted.startswith("https://"):
+        return False
+    return feed.url.lower().startswith(wanted) or feed.index_url.lower().startswith(wanted)

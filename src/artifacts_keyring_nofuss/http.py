@@ -25,7 +25,7 @@ from urllib3.exceptions import NewConnectionError
 from . import __version__
 from . import log as _log
 from .deadline import Deadline
-from .endpoints import is_token_url
+from .endpoints import is_github_oidc_url, is_token_url
 from .errors import NofussError
 
 USER_AGENT = f"artifacts-keyring-nofuss/{__version__}"
@@ -94,18 +94,30 @@ def _tls_context() -> ssl.SSLContext:
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
+def trusted_session() -> requests.Session:
+    """A requests session with our trust and User-Agent, for libraries that take one (msal)."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    session.mount("https://", _TrustStoreAdapter(_tls_context()))
+    return session
+
+
 class Http:
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = USER_AGENT
-        self._session.mount("https://", _TrustStoreAdapter(_tls_context()))
+        self._session = trusted_session()
 
     def close(self) -> None:
         self._session.close()
 
-    def get(self, url: str) -> Response:
-        return self._with_retries("GET", url, {}, None)
+    def get(self, url: str, bearer: str | None = None) -> Response:
+        headers: dict[str, str] = {}
+        if bearer is not None:
+            # Only GitHub's OIDC service is ever sent a bearer in a GET.
+            if not is_github_oidc_url(url):
+                raise NetworkError(f"refusing to send a token to {urlsplit(url).netloc!r}")
+            headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
+        return self._with_retries("GET", url, headers, None)
 
     def post_json(self, url: str, body: dict[str, Any], bearer: str) -> Response:
         if not is_token_url(url):

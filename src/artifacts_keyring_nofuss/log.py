@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -17,6 +18,9 @@ PREFIX = "artifacts-keyring-nofuss: "
 # Debug lines say so, so that nobody mistakes them for the one line that asks for action.
 DEBUG_PREFIX = "artifacts-keyring-nofuss [debug]: "
 DEBUG_VAR = "ARTIFACTS_KEYRING_NOFUSS_DEBUG"
+# The official provider's "also write the log to this file": every line, debug included,
+# redacted like stderr. Only an absolute path: nothing lands in the current directory.
+LOG_PATH_VAR = "ARTIFACTS_CREDENTIALPROVIDER_LOG_PATH"
 
 _logger = logging.getLogger("artifacts_keyring_nofuss")
 
@@ -51,27 +55,54 @@ def redact(text: str) -> str:
     return _LONG_RUN.sub(_secret_like, text)
 
 
+def _line(record: logging.LogRecord) -> str:
+    message = printable(redact(record.getMessage()))
+    return (DEBUG_PREFIX if record.levelno < logging.WARNING else PREFIX) + message + "\n"
+
+
 class _StderrHandler(logging.Handler):
     """Writes to whatever sys.stderr is at the time (a host may swap it), one line a record."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.WARNING and not debug_enabled():
+            return  # the record is here for the log file only
         # A log line must never break the client.
         with suppress(Exception):
-            message = printable(redact(record.getMessage()))
-            prefix = DEBUG_PREFIX if record.levelno < logging.WARNING else PREFIX
-            sys.stderr.write(prefix + message + "\n")
+            sys.stderr.write(_line(record))
             sys.stderr.flush()
+
+
+class _FileHandler(logging.Handler):
+    """Appends to the file named by LOG_PATH_VAR (created 0600), opened per line: a keyring
+    process lives for one lookup, and the variable may change in a long-lived host."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        path = log_path()
+        if path is None:
+            return
+        with suppress(Exception):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                handle.write(f"{stamp} [{os.getpid()}] {_line(record)}")
 
 
 def debug_enabled() -> bool:
     return os.environ.get(DEBUG_VAR, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def log_path() -> str | None:
+    value = os.environ.get(LOG_PATH_VAR, "").strip()
+    return value if value and os.path.isabs(value) else None  # noqa: PTH117 - no pathlib here
+
+
 def logger() -> logging.Logger:
     if not _logger.handlers:
         _logger.addHandler(_StderrHandler())
+        _logger.addHandler(_FileHandler())
         _logger.propagate = False
-    _logger.setLevel(logging.DEBUG if debug_enabled() else logging.WARNING)
+    verbose = debug_enabled() or log_path() is not None
+    _logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     return _logger
 
 

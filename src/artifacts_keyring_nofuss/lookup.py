@@ -19,6 +19,7 @@ from .cache import MemoryCache
 from .deadline import Deadline
 from .errors import BearerRefused, NofussError, SourceError
 from .feeds import Feed
+from .identities.given import GivenTokenExpired
 from .tokens import REFRESH_MARGIN, Token, describe_time
 
 if TYPE_CHECKING:
@@ -49,11 +50,21 @@ class _Lookup:
         forced, where = config.provider_setting()
         self.names = identities.chain(forced, where)
         self.disk = store.open_store()
-        self.sources = [identities.load(name) for name in self.names]
-        # Who the first source would answer as, known without asking it: the key under which
-        # a session token may already be waiting.
-        self.identity = self.sources[0].cache_identity()
+        loaded = [(name, identities.load(name)) for name in self.names]
+        # Tokens handed to us need no discovery: asked first, they cost nothing when unset.
+        self.given = [(n, s) for n, s in loaded if not s.needs_discovery]
+        self.signed_in = [(n, s) for n, s in loaded if s.needs_discovery]
+        # Who the first source that knows it would answer as, without asking it for a token:
+        # the key under which a session token may already be waiting.
+        self.identity: str | None = None
+        self.identity_source = ""
+        for name, source in self.signed_in:
+            self.identity = source.cache_identity()
+            if self.identity is not None:
+                self.identity_source = name
+                break
         self.deadline = Deadline(config.deadline_seconds())
+        self.attempts: list[str] = []
 
     def run(self) -> Token:
         feed = self.feed
@@ -66,6 +77,14 @@ class _Lookup:
             f", view {feed.view}" if feed.view else "",
             feed.scope,
         )
+        _log.debug("sources, in order: %s", ", ".join(self.names))
+        request = identities.TokenRequest(feed=feed, tenant=None, deadline=self.deadline)
+        for name, source in self.given:
+            token = self._ask(name, source, request)
+            if token is not None:
+                return token
+        if not self.signed_in:
+            raise self._nothing_worked()
         warm = self._warm()
         if warm is not None:
             return warm
@@ -76,10 +95,13 @@ class _Lookup:
             # Another process may have minted it while this one waited for the lock.
             found = self._known_discovery()
             if found is not None:
-                waiting = self._from_disk(found, probe=False)
+                waiting = self._from_disk(found, self.identity, self.identity_source, probe=False)
                 if waiting is not None:
                     return waiting
             return self._cold()
+
+    def _nothing_worked(self) -> NofussError:
+        return NofussError(f"{'; '.join(self.attempts)}. {_log.DEBUG_VAR}=1 shows each step")
 
     # --- warm -------------------------------------------------------------------------------
 
@@ -92,12 +114,14 @@ class _Lookup:
         if cached is not None:
             _log.debug("cache: session token for %s from this process", cached.who)
             return cached
-        return self._from_disk(found, probe=True)
+        return self._from_disk(found, self.identity, self.identity_source, probe=True)
 
-    def _from_disk(self, found: discovery.Discovery, probe: bool) -> Token | None:
-        if self.disk is None or self.identity is None:
+    def _from_disk(
+        self, found: discovery.Discovery, identity: str, source: str, probe: bool
+    ) -> Token | None:
+        if self.disk is None:
             return None
-        key = store.session_key(found.authorization_endpoint, self.feed.scope, self.identity)
+        key = store.session_key(found.authorization_endpoint, self.feed.scope, identity)
         entry = self.disk.session(key, margin=REFRESH_MARGIN)
         if entry is None:
             _log.debug("cache: no usable %s session token on disk", self.feed.scope)
@@ -113,11 +137,11 @@ class _Lookup:
             secret=entry.token,
             expires_on=entry.expires_on,
             user=True,
-            identity=self.identity,
+            identity=identity,
             who=entry.who,
-            source=self.names[0],
+            source=source,
         )
-        _cache.sessions[(found.authorization_endpoint, self.feed.scope, self.identity)] = token
+        _cache.sessions[(found.authorization_endpoint, self.feed.scope, identity)] = token
         _log.debug(
             "cache: session token for %s, valid until %s",
             entry.who,
@@ -176,9 +200,8 @@ class _Lookup:
             request = identities.TokenRequest(
                 feed=self.feed, tenant=found.tenant, deadline=self.deadline
             )
-            attempts: list[str] = []
-            for name, source in zip(self.names, self.sources, strict=True):
-                token = self._from_source(name, source, request, found, http, attempts)
+            for name, source in self.signed_in:
+                token = self._ask(name, source, request, found, http)
                 if token is not None:
                     return token
         finally:
@@ -187,64 +210,98 @@ class _Lookup:
             # A stale discovery (an organisation that moved tenant) must not keep failing.
             self.disk.drop_discovery(self.feed.host, self.feed.org)
             _cache.discoveries.pop((self.feed.host, self.feed.org), None)
-        raise NofussError(f"{'; '.join(attempts)}. {_log.DEBUG_VAR}=1 shows each step")
+        raise self._nothing_worked()
 
-    def _from_source(
+    def _ask(
         self,
         name: str,
         source: identities.Source,
         request: identities.TokenRequest,
-        found: discovery.Discovery,
-        http: Http,
-        attempts: list[str],
+        found: discovery.Discovery | None = None,
+        http: Http | None = None,
     ) -> Token | None:
+        """One source's answer: a token to hand out, or None (its reason kept in attempts)."""
         bearer_key = (name, request.tenant)
         bearer = _cache.fresh_bearer(bearer_key)
         if bearer is None:
+            prompts = bool(getattr(source, "prompts", False))
+            if prompts:
+                # A person at a sign-in prompt is not a hung network.
+                self.deadline.extend(config.device_flow_timeout() + self.deadline.seconds)
             try:
                 got = self.deadline.run(name, lambda: source.get_token(request))
+            except GivenTokenExpired as exc:
+                # Somebody chose this token on purpose: say so, never quietly use another.
+                raise NofussError(f"{name}: {exc}") from None
             except SourceError as exc:
                 _log.debug("%s: failed: %s", name, exc)
-                attempts.append(f"{name}: {exc}")
+                self.attempts.append(f"{name}: {exc}")
                 return None
+            if prompts:
+                self.deadline.extend(self.deadline.seconds)
             if isinstance(got, identities.Unavailable):
                 _log.debug("%s: does not apply: %s", name, got.reason)
-                attempts.append(f"{name}: {got.reason}")
+                self.attempts.append(f"{name}: {got.reason}")
                 return None
             bearer = got
             if bearer.expired():
-                attempts.append(f"{name}: its token expired at {describe_time(bearer.expires_on)}")
+                self.attempts.append(
+                    f"{name}: its token expired at {describe_time(bearer.expires_on)}"
+                )
                 return None
-            _cache.bearers[bearer_key] = bearer
+            if not bearer.as_is:
+                _cache.bearers[bearer_key] = bearer
         _log.debug(
-            "%s: token for %s (%s token, expires %s)",
+            "%s: applies: token for %s (%s%s token, expires %s)",
             name,
             bearer.who,
+            "given " if bearer.as_is else "",
             "user" if bearer.user else "application",
             describe_time(bearer.expires_on),
         )
-        if not bearer.user:
-            # Application tokens carry no user to narrow down; Azure DevOps takes them as they
-            # are. They are not kept on disk.
+        if bearer.as_is or not bearer.user:
+            # Tokens handed to us, and application tokens (no user to narrow down), are what
+            # Azure DevOps takes as they are. They are not kept on disk.
             return bearer
-        # The first source's identity was read when the lookup began; read no file twice.
-        identity = self.identity if source is self.sources[0] else source.cache_identity()
-        session_key = (found.authorization_endpoint, self.feed.scope, identity or bearer.identity)
+        if found is None or http is None:
+            raise NofussError(f"{name}: a user token needs the feed's discovery")  # never: given
+        return self._exchange(name, source, bearer, bearer_key, found, http)
+
+    def _exchange(
+        self,
+        name: str,
+        source: identities.Source,
+        bearer: Token,
+        bearer_key: tuple[str, str | None],
+        found: discovery.Discovery,
+        http: Http,
+    ) -> Token | None:
+        # The identity read when the lookup began; read no file twice. A source that cannot
+        # say who it is before it answers is keyed by the token's own claims.
+        if name == self.identity_source and self.identity is not None:
+            identity = self.identity
+        else:
+            identity = source.cache_identity() or f"{name}:{bearer.identity}"
+        session_key = (found.authorization_endpoint, self.feed.scope, identity)
         session = _cache.fresh_session(session_key)
         if session is not None:
             _log.debug("exchange: cached %s session token for %s", self.feed.scope, bearer.who)
             return session
+        if name != self.identity_source:
+            waiting = self._from_disk(found, identity, name, probe=True)
+            if waiting is not None:
+                return waiting
         try:
             session = exchange.session_token(
                 http, self.feed, found, bearer, config.session_minutes()
             )
         except BearerRefused as exc:
             _log.debug("%s: %s", name, exc)
-            attempts.append(f"{name}: {exc}")
+            self.attempts.append(f"{name}: {exc}")
             _cache.bearers.pop(bearer_key, None)
             return None
         _cache.sessions[session_key] = session
-        if self.disk is not None and identity is not None and session.expires_on is not None:
+        if self.disk is not None and session.expires_on is not None:
             self.disk.put_session(
                 store.session_key(found.authorization_endpoint, self.feed.scope, identity),
                 store.Entry(

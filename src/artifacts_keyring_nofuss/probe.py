@@ -34,6 +34,18 @@ def _context() -> ssl.SSLContext:
 
 def still_accepted(feed: Feed, token: str) -> bool | None:
     """True: the feed took it. False: refused (401, or a sign-in page). None: could not tell."""
+    status = answer(feed, token)
+    if status is None:
+        return None
+    return not refused(status)
+
+
+def refused(status: int) -> bool:
+    return status in (401, 203) or 300 <= status < 400
+
+
+def answer(feed: Feed, token: str) -> int | None:
+    """The feed index's status for this token, or None when the feed could not be reached."""
     basic = base64.b64encode(f"VssSessionToken:{token}".encode()).decode("ascii")
     request = urllib.request.Request(  # noqa: S310 - feed.index_url is https on a feed host
         feed.index_url,
@@ -58,7 +70,7 @@ def still_accepted(feed: Feed, token: str) -> bool | None:
     except urllib.error.HTTPError as exc:
         status = exc.code
     except (urllib.error.URLError, HTTPException, OSError, ValueError) as exc:
-        _log.debug("probe: could not check the cached token with %s (%s)", feed.host, exc)
+        _log.debug("probe: could not check the token with %s (%s)", feed.host, exc)
         return None
-    _log.debug("probe: %s answered %s for the cached token", feed.host, status)
-    return not (status in (401, 203) or 300 <= status < 400)
+    _log.debug("probe: %s answered %s for the token", feed.host, status)
+    return int(status)

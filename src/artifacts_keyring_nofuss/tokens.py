@@ -23,6 +23,9 @@ class Token:
     who: str  # what a person recognises in debug output
     source: str
     obtained: float = field(default_factory=time.time)
+    # Handed out unchanged whatever its kind: a token somebody minted and gave us (a PAT is
+    # never a bearer for the exchange).
+    as_is: bool = False
 
     @classmethod
     def from_secret(cls, secret: str, source: str, expires_on: float | None = None) -> Token:

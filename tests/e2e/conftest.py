@@ -7,6 +7,7 @@ skip, except under CI (CI=true), where a skip would hide that nothing ran: there
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,6 +86,24 @@ def sim(simulator: Simulator, wheelhouse: Wheelhouse) -> Simulator:
 @pytest.fixture
 def client_env(tmp_path: Path, simulator: Simulator) -> dict[str, str]:
     return client_env_for(tmp_path / "client", simulator.ca_pem)
+
+
+@pytest.fixture(scope="session")
+def _private_run_dir() -> Path:
+    """/run/secrets inside the namespace only: a fresh tmpfs over /run (ours alone, for the
+    mount namespace is private), so that nothing is created on the host."""
+    secrets_dir = Path("/run/secrets")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"], check=True)
+    secrets_dir.mkdir(mode=0o755)
+    return secrets_dir
+
+
+@pytest.fixture
+def build_secrets(_private_run_dir: Path) -> Iterator[Path]:
+    """Where Docker BuildKit mounts `--secret id=...` in a RUN step; emptied after the test."""
+    yield _private_run_dir
+    for entry in _private_run_dir.iterdir():
+        entry.unlink()
 
 
 @pytest.fixture(name="run")

@@ -54,6 +54,9 @@ def run(
         timeout=timeout,
         check=False,
         stdin=None if input is not None else subprocess.DEVNULL,
+        # No controlling terminal, as in CI: a sign-in prompt must never wait on the terminal
+        # of whoever runs the suite.
+        start_new_session=True,
     )
     OUTPUTS.append(done.stderr)
     if not _credential_channel(cmd):

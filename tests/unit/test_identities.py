@@ -23,8 +23,35 @@ def test_the_azure_devops_resource() -> None:
 
 
 def test_default_order() -> None:
-    assert chain(None, "") == ("azure_cli", "azure_identity")
+    # What somebody handed us first, then this machine's sign-ins, the prompt last.
+    assert chain(None, "") == (
+        "token",
+        "external_endpoints",
+        "access_token",
+        "pipeline",
+        "devops_pat",
+        "feed_endpoints",
+        "azure_cli",
+        "github_actions",
+        "azure_identity",
+        "codespaces",
+        "interactive",
+    )
     assert chain(None, "") == DEFAULT_ORDER
+
+
+def test_several_forced_names_keep_their_order() -> None:
+    assert chain("interactive, azure_cli,interactive", "x") == ("interactive", "azure_cli")
+
+
+def test_each_source_loads_and_says_whether_it_needs_discovery() -> None:
+    for name in REGISTRY:
+        source = load(name)
+        assert source.name == name
+        assert source.needs_discovery is (name not in GIVEN)
+
+
+GIVEN = {"token", "external_endpoints", "access_token", "pipeline", "devops_pat"}
 
 
 def test_every_default_source_is_registered() -> None:
@@ -48,7 +75,7 @@ def test_forced_names(forced: str, expected: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize(
     "forced",
-    ["", "az", "azurecli", "azure_cli,azure_identity", "nope", "../azure_cli", "__init__", "load"],
+    ["", "az", "azurecli", "nope", "../azure_cli", "__init__", "load"],
 )
 def test_unknown_names_are_a_clear_config_error(forced: str) -> None:
     with pytest.raises(ConfigError) as caught:

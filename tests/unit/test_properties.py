@@ -991,6 +991,7 @@ class ScriptedSource:
     name: str
     identity: str | None
     answer: bytes | Unavailable | SourceError
+    needs_discovery = True
 
     def cache_identity(self) -> str | None:
         return self.identity
@@ -1119,6 +1120,7 @@ def test_a_lookup_ends_in_a_token_or_a_nofuss_error(
         mp.setenv("XDG_CACHE_HOME", tmp)
         mp.setattr(http_module, "Http", lambda *args, **kwargs: ScriptedHttp(script))
         mp.setattr(identities, "load", sources.__getitem__)
+        mp.setattr(identities, "DEFAULT_ORDER", tuple(sources))
         if disk is not None:
             directory = Path(tmp) / store.APP_DIR
             directory.mkdir(mode=0o700)

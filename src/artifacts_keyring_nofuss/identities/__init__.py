@@ -35,6 +35,9 @@ class Unavailable:
 
 class Source(Protocol):
     name: str
+    # False: the source needs neither the tenant nor the token service (a token handed to
+    # us); it is asked before discovery, so a pipeline with a token never probes the feed.
+    needs_discovery: bool
 
     def cache_identity(self) -> str | None:
         """Who this source would answer as, known without asking it for a token (cheap: it
@@ -43,12 +46,23 @@ class Source(Protocol):
     def get_token(self, request: TokenRequest) -> Token | Unavailable: ...
 
 
-# name -> "module:class", imported only when the chain reaches it.
+# name -> "module:class", imported only when the chain reaches it. The order is the default
+# chain: what somebody handed us on purpose first, then what this machine is signed in as,
+# then workload identities, then the interactive sign-in (which is silent once signed in).
 REGISTRY: dict[str, str] = {
+    "token": "given:GivenTokenSource",
+    "external_endpoints": "given:ExternalEndpointsSource",
+    "access_token": "given:AccessTokenSource",
+    "pipeline": "given:PipelineSource",
+    "devops_pat": "given:DevopsPatSource",
+    "feed_endpoints": "feed_endpoints:FeedEndpointsSource",
     "azure_cli": "azure_cli:AzureCliSource",
+    "github_actions": "github_actions:GitHubActionsSource",
     "azure_identity": "azure_identity:AzureIdentitySource",
+    "codespaces": "codespaces:CodespacesSource",
+    "interactive": "interactive:InteractiveSource",
 }
-DEFAULT_ORDER: tuple[str, ...] = ("azure_cli", "azure_identity")
+DEFAULT_ORDER: tuple[str, ...] = tuple(REGISTRY)
 
 
 def load(name: str) -> Source:
@@ -59,12 +73,17 @@ def load(name: str) -> Source:
 
 
 def chain(forced: str | None, where: str) -> tuple[str, ...]:
-    """The source names to try, in order; an unknown forced name is a ConfigError."""
+    """The source names to try, in order: the default chain, or the one (or comma-separated
+    several) the user forced; an unknown name is a ConfigError."""
     if forced is None:
         return DEFAULT_ORDER
-    name = forced.strip().lower().replace("-", "_")
-    if name not in REGISTRY:
-        raise ConfigError(
-            f"unknown provider {forced!r} in {where}; use one of: {', '.join(REGISTRY)}"
-        )
-    return (name,)
+    names: list[str] = []
+    for raw in forced.split(","):
+        name = raw.strip().lower().replace("-", "_")
+        if name not in REGISTRY:
+            raise ConfigError(
+                f"unknown provider {raw.strip()!r} in {where}; use one of: {', '.join(REGISTRY)}"
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)

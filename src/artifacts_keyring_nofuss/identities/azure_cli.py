@@ -24,6 +24,11 @@ def find_az(path: str | None = None) -> str | None:
     Windows looks in the current directory first by default; a checked-out repository must not
     be able to plant an `az.cmd` there.
     """
+    return find_on_path(_NAMES, path)
+
+
+def find_on_path(names: tuple[str, ...], path: str | None = None) -> str | None:
+    """The first of `names` on PATH, never from the current directory or a relative entry."""
     search = os.environ.get("PATH", "") if path is None else path
     try:
         cwd = Path.cwd().resolve()
@@ -38,7 +43,7 @@ def find_az(path: str | None = None) -> str | None:
                 continue
         except OSError:
             continue
-        for name in _NAMES:
+        for name in names:
             candidate = directory / name
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return str(candidate)
@@ -104,6 +109,7 @@ def signed_in_account() -> str | None:
 
 class AzureCliSource:
     name = "azure_cli"
+    needs_discovery = True
 
     def cache_identity(self) -> str | None:
         account = signed_in_account()

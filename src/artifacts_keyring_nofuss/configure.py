@@ -1,0 +1,250 @@
+"""`ak-nofuss setup TOOL URL`: the configuration each client needs to ask keyring for a feed.
+
+It prints the change; with --write it shows it, then writes the user-level file (pip.conf,
+uv.toml, .pypirc) or runs the tool's own command (poetry, pdm). It never writes a secret: the
+username is the customary `VssSessionToken`, the password always comes from keyring.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .feeds import Feed
+
+USERNAME = "VssSessionToken"
+
+
+@dataclass
+class Plan:
+    tool: str
+    explain: str
+    text: str  # what is printed: a file snippet or commands
+    path: Path | None = None  # the file --write changes
+    commands: list[list[str]] = field(default_factory=list)  # or the commands it runs
+
+
+def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
+    index_name = name or _default_name(feed)
+    plan = PLANS[tool](feed, index_name)
+    out = sys.stdout
+    out.write(f"# {plan.explain}\n")
+    if plan.path is not None:
+        out.write(f"# in {plan.path}:\n")
+    out.write(plan.text if plan.text.endswith("\n") else plan.text + "\n")
+    if not write:
+        out.write("# (ak-nofuss setup ... --write makes this change)\n")
+        return 0
+    if plan.path is not None:
+        changed = _apply_file(tool, plan, feed, index_name)
+        out.write(f"# {'wrote' if changed else 'already there, unchanged:'} {plan.path}\n")
+    for command in plan.commands:
+        from .identities.azure_cli import find_on_path
+
+        program = find_on_path((command[0],))
+        if program is None:
+            from .cli import Failed
+
+            raise Failed(f"`{command[0]}` is not on PATH; run the commands above yourself")
+        done = subprocess.run([program, *command[1:]], stdin=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            from .cli import Failed
+
+            raise Failed(f"`{' '.join(command)}` failed (exit {done.returncode})")
+        out.write(f"# ran: {' '.join(command)}\n")
+    return 0
+
+
+def _default_name(feed: Feed) -> str:
+    name = re.sub(r"[^a-z0-9]+", "-", f"{feed.org}-{feed.feed}".lower()).strip("-")
+    return name or "azure-artifacts"
+
+
+def _with_user(url: str) -> str:
+    return url.replace("https://", f"https://{USERNAME}@", 1)
+
+
+def _index_url(feed: Feed) -> str:
+    return feed.index_url
+
+
+def _upload_url(feed: Feed) -> str:
+    return feed.index_url.replace("/pypi/simple/", "/pypi/upload/")
+
+
+# --- where each tool keeps its user configuration ---------------------------------------------
+
+
+def _config_home() -> Path:
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    return Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
+
+
+def pip_config_path() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home())) / "pip" / "pip.ini"
+    return _config_home() / "pip" / "pip.conf"
+
+
+def uv_config_path() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home())) / "uv" / "uv.toml"
+    return _config_home() / "uv" / "uv.toml"
+
+
+def pypirc_path() -> Path:
+    return Path.home() / ".pypirc"
+
+
+# --- the plans ----------------------------------------------------------------------------------
+
+
+def _pip(feed: Feed, name: str) -> Plan:
+    text = f"[global]\nindex-url = {_with_user(_index_url(feed))}\nkeyring-provider = subprocess\n"
+    return Plan(
+        "pip",
+        "pip asks the `keyring` command on PATH after the feed's 401; the username makes every "
+        "pip version ask",
+        text,
+        path=pip_config_path(),
+    )
+
+
+def _uv_snippets(feed: Feed, name: str) -> tuple[str, str]:
+    top = 'keyring-provider = "subprocess"\n'
+    index = f'[[index]]\nname = "{name}"\nurl = "{_with_user(_index_url(feed))}"\n'
+    return top, index
+
+
+def _uv(feed: Feed, name: str) -> Plan:
+    top, index = _uv_snippets(feed, name)
+    text = (
+        top
+        + "\n"
+        + index
+        + "\n# or, in a project's pyproject.toml:\n"
+        + "# [tool.uv]\n# "
+        + top
+        + "# [[tool.uv.index]]\n"
+        + f'# name = "{name}"\n'
+        + f'# url = "{_index_url(feed)}"\n'
+        + '# authenticate = "always"   # asks keyring without a username (keyring >= 25.2.1)\n'
+        + f"# to publish: uv publish --index {name} --publish-url {_upload_url(feed)} "
+        + f"--username {USERNAME} --keyring-provider subprocess\n"
+    )
+    return Plan(
+        "uv",
+        "uv asks the `keyring` command on PATH before its first request, and only when the "
+        "index URL has a username",
+        text,
+        path=uv_config_path(),
+    )
+
+
+def _twine(feed: Feed, name: str) -> Plan:
+    text = (
+        f"[distutils]\nindex-servers =\n    {name}\n\n[{name}]\nrepository = {_upload_url(feed)}\n"
+    )
+    return Plan(
+        "twine",
+        f"twine asks keyring for the upload URL; then: twine upload -r {name} dist/*",
+        text,
+        path=pypirc_path(),
+    )
+
+
+def _poetry(feed: Feed, name: str) -> Plan:
+    url = _index_url(feed).rstrip("/")
+    commands = [
+        ["poetry", "self", "add", "artifacts-keyring-nofuss"],
+        ["poetry", "source", "add", "--priority=primary", name, url],
+    ]
+    text = "\n".join(" ".join(c) for c in commands) + (
+        f"\n# to publish: poetry config repositories.{name} {_upload_url(feed)}"
+        f"\n#             poetry publish -r {name}\n"
+    )
+    return Plan(
+        "poetry",
+        "poetry asks keyring from its own environment: add the backend there, then the source "
+        "(in the project in the current directory)",
+        text,
+        commands=commands,
+    )
+
+
+def _pdm(feed: Feed, name: str) -> Plan:
+    commands = [["pdm", "config", "--global", f"pypi.{name}.url", _index_url(feed)]]
+    text = "\n".join(" ".join(c) for c in commands) + (
+        "\n# pdm asks keyring through the `keyring` package in its own environment, or the "
+        "`keyring` command on PATH\n"
+        f"# to publish: pdm publish --repository {_upload_url(feed)} --username {USERNAME}\n"
+    )
+    return Plan("pdm", "pdm asks keyring after the feed's 401", text, commands=commands)
+
+
+PLANS = {"pip": _pip, "uv": _uv, "twine": _twine, "poetry": _poetry, "pdm": _pdm}
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _apply_file(tool: str, plan: Plan, feed: Feed, name: str) -> bool:
+    assert plan.path is not None  # noqa: S101 - only file plans get here
+    path = plan.path
+    before = path.read_text(encoding="utf-8") if path.is_file() else ""
+    after = _merge_uv(before, feed, name) if tool == "uv" else _merge_ini(before, plan.text)
+    if after == before:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(path.name + ".ak-nofuss.tmp")
+    staged.write_text(after, encoding="utf-8")
+    if path.exists():
+        staged.chmod(path.stat().st_mode & 0o777)
+    staged.replace(path)
+    return True
+
+
+def _merge_ini(before: str, snippet: str) -> str:
+    """The snippet's keys set in an INI file; every other section and key kept."""
+    current = configparser.ConfigParser(interpolation=None)
+    current.read_string(before)
+    wanted = configparser.ConfigParser(interpolation=None)
+    wanted.read_string(snippet)
+    changed = False
+    for section in wanted.sections():
+        if not current.has_section(section):
+            current.add_section(section)
+        for key, value in wanted.items(section):
+            new = value
+            if key == "index-servers" and current.has_option(section, key):
+                names = current.get(section, key).split()
+                extra = [n for n in value.split() if n not in names]
+                if not extra:
+                    continue
+                new = "\n" + "\n".join(names + extra)
+            if current.get(section, key, fallback=None) != new:
+                current.set(section, key, new)
+                changed = True
+    if not changed:
+        return before
+    buffer = io.StringIO()
+    current.write(buffer)
+    return buffer.getvalue()
+
+
+def _merge_uv(before: str, feed: Feed, name: str) -> str:
+    """uv.toml: the top-level keyring-provider first (a key after a table belongs to it), the
+    [[index]] appended, unless the file already has them."""
+    top, index = _uv_snippets(feed, name)
+    after = before
+    if not re.search(r"(?m)^\s*keyring-provider\s*=", before):
+        after = top + ("\n" + after if after else "")
+    if _index_url(feed) not in before and _with_user(_index_url(feed)) not in before:
+        after = after.rstrip("\n") + ("\n\n" if after.strip() else "") + index
+    return after

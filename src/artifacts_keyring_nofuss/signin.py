@@ -1,0 +1,257 @@
+"""Signing in without az: msal's device code (or the browser, from `ak-nofuss login`), msal's own
+persistent token cache, and a small record of who signed in, so that later lookups are silent.
+
+The token cache is msal's: encrypted where the OS offers it (DPAPI, the macOS keychain,
+libsecret), otherwise a 0600 file, as az keeps its own. The record holds no secret: the account
+id, the user name and the tenant. msal is imported only when a sign-in is really needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import config, store
+from . import log as _log
+from .errors import NofussError, SourceError
+from .identities import DEVOPS_SCOPE
+from .tokens import Token
+
+# The Azure Artifacts credential provider's public client: what the official package signs in
+# as, pre-authorised for Azure DevOps.
+CLIENT_ID = "d5a56ea4-7369-46b8-a538-c370805301bf"
+RECORD_FILE = "account.json"
+CACHE_FILE = "msal_token_cache.bin"
+PLAIN_CACHE_FILE = "msal_token_cache.json"
+LOGIN_HOST = "login.microsoftonline.com"
+
+
+def data_dir() -> Path | None:
+    """Where the sign-in lives: the user's data directory (not the cache, which gets wiped)."""
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):
+        return None
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA", "")
+        found = (Path(local) if local else home / "AppData" / "Local") / store.APP_DIR / "Data"
+    elif sys.platform == "darwin":
+        found = home / "Library" / "Application Support" / store.APP_DIR
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
+        found = base / store.APP_DIR
+    return found if found.is_absolute() else None
+
+
+@dataclass(frozen=True)
+class Record:
+    home_account_id: str  # "{object id}.{home tenant}": msal's account key
+    username: str
+    tenant: str  # the tenant signed in to
+    authority: str
+
+    @property
+    def identity(self) -> str:
+        return f"interactive:{self.home_account_id}"
+
+
+def load_record() -> Record | None:
+    directory = data_dir()
+    if directory is None:
+        return None
+    raw = store.read_private(directory / RECORD_FILE, 64 * 1024)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        record = Record(**{k: data[k] for k in Record.__dataclass_fields__})
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        _log.debug("sign-in: ignoring an unreadable %s", RECORD_FILE)
+        return None
+    if not all(isinstance(v, str) and v for v in asdict(record).values()):
+        return None
+    return record
+
+
+def _private_dir() -> Path:
+    directory = data_dir()
+    if directory is None:
+        raise NofussError("no home directory to keep the sign-in in; set HOME")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with suppress(OSError):
+        directory.chmod(0o700)
+    return directory
+
+
+def save_record(record: Record) -> None:
+    path = _private_dir() / RECORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(asdict(record), handle)
+
+
+def forget() -> list[Path]:
+    """Remove the record and msal's cache (both kinds); the files that were there."""
+    directory = data_dir()
+    removed: list[Path] = []
+    if directory is None:
+        return removed
+    for name in (RECORD_FILE, CACHE_FILE, PLAIN_CACHE_FILE):
+        path = directory / name
+        for candidate in (path, path.with_name(path.name + ".lockfile")):
+            with suppress(FileNotFoundError):
+                candidate.unlink()
+                if candidate == path:
+                    removed.append(path)
+    if sys.platform == "darwin" or sys.platform.startswith("linux"):
+        with suppress(Exception):  # the keychain / libsecret entry, when there is one
+            _encrypted(directory / CACHE_FILE).save("{}")
+    return removed
+
+
+def authority_for(tenant: str | None) -> str:
+    override = config.msal_authority()
+    if override is not None:
+        return override
+    return f"https://{LOGIN_HOST}/{tenant or 'organizations'}"
+
+
+def _encrypted(path: Path) -> Any:
+    from msal_extensions import build_encrypted_persistence
+
+    return build_encrypted_persistence(str(path))
+
+
+def persistence(directory: Path) -> tuple[Any, bool]:
+    """msal-extensions persistence: (persistence, encrypted)."""
+    from msal_extensions import FilePersistence
+    from msal_extensions.persistence import PersistenceNotFound
+
+    try:
+        encrypted = _encrypted(directory / CACHE_FILE)
+        with suppress(PersistenceNotFound):
+            encrypted.load()
+        return encrypted, True
+    except Exception as exc:  # noqa: BLE001 - no OS keyring here: say so, use a private file
+        _log.debug("sign-in: no encrypted storage (%s); using a 0600 file", type(exc).__name__)
+        return FilePersistence(str(directory / PLAIN_CACHE_FILE)), False
+
+
+class SignIn:
+    """An msal public client on a persistent cache, for one authority."""
+
+    def __init__(self, authority: str) -> None:
+        import msal
+        from msal_extensions import PersistedTokenCache
+
+        from .http import trusted_session
+
+        self.directory = _private_dir()
+        self.persistence, self.encrypted = persistence(self.directory)
+        self.app = msal.PublicClientApplication(
+            CLIENT_ID,
+            authority=authority,
+            token_cache=PersistedTokenCache(self.persistence),
+            http_client=trusted_session(),
+        )
+
+    @property
+    def cache_location(self) -> str:
+        return str(self.persistence.get_location())
+
+    def silent(self, record: Record) -> dict[str, Any] | None:
+        accounts = [
+            a for a in self.app.get_accounts() if a.get("home_account_id") == record.home_account_id
+        ]
+        if not accounts:
+            return None
+        result = self.app.acquire_token_silent([DEVOPS_SCOPE], account=accounts[0])
+        if isinstance(result, dict) and result.get("access_token"):
+            return result
+        return None
+
+    def device_code(self, say: Callable[[str], None], timeout: float) -> dict[str, Any]:
+        flow = self.app.initiate_device_flow(scopes=[DEVOPS_SCOPE])
+        if "user_code" not in flow:
+            raise SourceError(f"Entra did not start a device-code sign-in: {_error(flow)}")
+        say(_log.printable(str(flow.get("message") or "")))
+        end = time.monotonic() + timeout
+        result = self.app.acquire_token_by_device_flow(
+            flow, exit_condition=lambda _flow: time.monotonic() > end
+        )
+        return self._checked(result, timeout)
+
+    def browser(self, timeout: float, login_hint: str | None) -> dict[str, Any]:
+        result = self.app.acquire_token_interactive(
+            [DEVOPS_SCOPE], prompt="select_account", login_hint=login_hint, timeout=int(timeout)
+        )
+        return self._checked(result, timeout)
+
+    def _checked(self, result: Any, timeout: float) -> dict[str, Any]:
+        if isinstance(result, dict) and result.get("access_token"):
+            return result
+        error = result.get("error") if isinstance(result, dict) else None
+        if error in ("authorization_pending", "slow_down", "expired_token", None):
+            raise SourceError(
+                f"the sign-in was not completed within {timeout:g} s "
+                f"(raise {config.DEVICE_FLOW_TIMEOUT_VAR} for more time)"
+            )
+        if error in ("authorization_declined", "access_denied"):
+            raise SourceError("the sign-in was declined")
+        raise SourceError(f"the sign-in failed: {_error(result)}")
+
+    def record(self, result: dict[str, Any], authority: str) -> Record:
+        claims = result.get("id_token_claims") or {}
+        oid, tid = claims.get("oid"), claims.get("tid")
+        accounts = self.app.get_accounts()
+        for account in accounts:
+            home = str(account.get("home_account_id") or "")
+            if (oid and home.startswith(f"{oid}.")) or len(accounts) == 1:
+                return Record(
+                    home_account_id=home,
+                    username=str(account.get("username") or claims.get("preferred_username")),
+                    tenant=str(tid or authority.rsplit("/", 1)[-1]),
+                    authority=authority,
+                )
+        raise SourceError("the sign-in gave no account to remember")
+
+
+def token_from(result: dict[str, Any], source: str) -> Token:
+    expires_in = result.get("expires_in")
+    stated = time.time() + expires_in if isinstance(expires_in, int | float) else None
+    return Token.from_secret(str(result["access_token"]), source, expires_on=stated)
+
+
+def _error(result: Any) -> str:
+    if not isinstance(result, dict):
+        return "no answer"
+    text = str(result.get("error_description") or result.get("error") or "no answer")
+    return _log.printable(text.splitlines()[0][:300]) if text else "no answer"
+
+
+def open_terminal() -> TextIO | None:
+    """The controlling terminal, for a prompt that pip and uv would otherwise hide or hold back
+    with stderr; None when there is none (CI, a service, `setsid`)."""
+    name = "CONOUT$" if sys.platform == "win32" else "/dev/tty"
+    try:
+        flags = os.O_WRONLY | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(name, flags)
+    except OSError:
+        return None
+    try:
+        if sys.platform != "win32" and not os.isatty(fd):
+            os.close(fd)
+            return None
+        return os.fdopen(fd, "w", encoding="utf-8", errors="replace")
+    except OSError:
+        with suppress(OSError):
+            os.close(fd)
+        return None
