@@ -31,8 +31,14 @@ OUTPUTS: list[str] = []
 
 
 def _credential_channel(cmd: Sequence[str | os.PathLike[str]]) -> bool:
+    """`keyring get` and `ak-nofuss token` print the credential on stdout: that is their job."""
     words = [os.fspath(c) for c in cmd]
-    return bool(words) and Path(words[0]).name == "keyring" and "get" in words[1:]
+    if not words:
+        return False
+    program = Path(words[0]).name
+    return (program == "keyring" and "get" in words[1:]) or (
+        program == "ak-nofuss" and words[1:2] == ["token"]
+    )
 
 
 def run(
