@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -14,11 +16,13 @@ import requests
 
 from .helpers import run
 from .sim import world
-from .sim.azcli import az_login
+from .sim.azcli import AZ_BIN_DIR, az_login
 from .sim.server import Simulator
 
 REPO = Path(__file__).resolve().parents[2]
 POETRY = REPO / ".e2e" / "poetry" / "bin" / "poetry"
+# The fake of the ado-codespaces-auth extension's helper (see its docstring).
+ADO_AUTH_HELPER = AZ_BIN_DIR / "ado-auth-helper"
 AZURE_HOSTS = frozenset(
     {
         "pkgs.dev.azure.com",
@@ -36,6 +40,20 @@ DEBUG_PREFIX = "artifacts-keyring-nofuss [debug]: "
 def signed_in(env: Mapping[str, str], user: str = world.ALICE) -> dict[str, str]:
     az_login(env, user)
     return dict(env)
+
+
+def codespaces(home: Path, upn: str, password: str) -> Path:
+    """A GitHub Codespace whose VS Code window is signed in as `upn`: ~/ado-auth-helper (the
+    fake, mode 0755) and the account it signs in with (~/.ado-auth-helper.json). Returns the
+    helper's path."""
+    home.mkdir(parents=True, exist_ok=True)
+    helper = home / "ado-auth-helper"
+    shutil.copyfile(ADO_AUTH_HELPER, helper)
+    helper.chmod(0o755)
+    account = home / ".ado-auth-helper.json"
+    account.write_text(json.dumps({"upn": upn, "password": password}), encoding="utf-8")
+    account.chmod(0o600)
+    return helper
 
 
 def as_service_principal(env: Mapping[str, str]) -> dict[str, str]:

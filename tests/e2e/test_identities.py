@@ -86,5 +86,7 @@ def test_an_unknown_provider_is_one_line_before_any_request(
     assert done.returncode == 1
     line = one_line_message(done.stderr)
     assert "unknown provider 'azure-clii'" in line
-    assert "azure_cli, azure_identity" in line
+    # Every name that can be forced is listed, so the typo is easy to fix.
+    assert "use one of: token, external_endpoints, access_token, pipeline, devops_pat" in line
+    assert "azure_cli, github_actions, azure_identity, codespaces, interactive" in line
     assert sim.requests() == []

@@ -774,3 +774,356 @@ def test_federated_assertion_is_a_jwt(sim: Simulator) -> None:
     assert body["sub"] == world.FEDERATED_SUBJECT_FABRIKAM
     header = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "=="))
     assert header["alg"] == "RS256"
+
+
+# --- GitHub Actions' OIDC token service -------------------------------------------------------
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CONTOSO_TOKEN_URL = f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token"
+
+
+def _header(token: str) -> dict[str, Any]:
+    return dict(jwt.get_unverified_header(token))
+
+
+def _assertion_answer(http: requests.Session, client_id: str, assertion: str) -> requests.Response:
+    return http.post(CONTOSO_TOKEN_URL, data={
+        "grant_type": "client_credentials", "client_id": client_id, "scope": world.DEVOPS_SCOPE,
+        "client_assertion_type": JWT_BEARER, "client_assertion": assertion})
+
+
+def test_github_actions_id_token_service(sim: Simulator, http: requests.Session) -> None:
+    env = sim.github_actions()
+    url, request_token = env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+    assert (env["GITHUB_ACTIONS"], env["CI"]) == ("true", "true")
+    guid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    assert re.fullmatch(
+        rf"https://pipelinesghubeus2\.actions\.githubusercontent\.com/\w+/{guid}/_apis/"
+        rf"distributedtask/hubs/Actions/plans/{guid}/jobs/{guid}/idtoken\?api-version=2\.0", url)
+    assert request_token in sim.issued_secrets()
+
+    # What actions/core's getIDToken and azure/login do: append the audience, send the bearer.
+    bearer = {"Authorization": f"Bearer {request_token}"}
+    asked = http.get(f"{url}&audience=api://AzureADTokenExchange", headers=bearer)
+    assert asked.status_code == 200
+    assert set(asked.json()) == {"count", "value"}
+    token = asked.json()["value"]
+    body = claims(token)
+    assert body["iss"] == "https://token.actions.githubusercontent.com"
+    assert (body["sub"], body["aud"]) == (world.GITHUB_SUBJECT_CONTOSO, world.FEDERATED_AUDIENCE)
+    assert (body["repository"], body["repository_owner"], body["ref"]) == (
+        "contoso/app", "contoso", "refs/heads/main")
+    assert body["exp"] - body["iat"] == 300
+    assert body["nbf"] <= time.time() <= body["exp"]
+    header = _header(token)
+    assert header["alg"] == "RS256"
+    # The issuer publishes the key that signed it, under the header's kid.
+    issuer = http.get("https://token.actions.githubusercontent.com/.well-known/"
+                      "openid-configuration").json()
+    assert issuer["issuer"] == "https://token.actions.githubusercontent.com"
+    keys = http.get(issuer["jwks_uri"]).json()["keys"]
+    assert [k["kid"] for k in keys] == [header["kid"]]
+    public_key = jwt.PyJWK(keys[0]).key
+    verified = jwt.decode(token, public_key, algorithms=["RS256"],
+                          audience=world.FEDERATED_AUDIENCE, issuer=issuer["issuer"])
+    assert verified["sub"] == world.GITHUB_SUBJECT_CONTOSO
+
+    # No audience: the owner's URL. No api-version: answered all the same.
+    default = http.get(url, headers=bearer).json()["value"]
+    assert claims(default)["aud"] == "https://github.com/contoso"
+    bare = url.split("?", 1)[0] + "?audience=custom-aud"
+    assert claims(http.get(bare, headers=bearer).json()["value"])["aud"] == "custom-aud"
+
+    for refused in ({}, {"Authorization": "Bearer not-the-token"},
+                    {"Authorization": f"Basic {request_token}"}):
+        answer = http.get(url, headers=refused)
+        assert answer.status_code == 401
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert answer.json()["message"]
+    records = sim.requests(host=world.GITHUB_TOKEN_HOST)
+    assert [r.kind for r in records] == ["github_oidc"] * 6
+    assert [r.status for r in records] == [200, 200, 200, 401, 401, 401]
+    assert records[0].credential_kind == "github-request"
+    assert records[0].principal == world.GITHUB_SUBJECT_CONTOSO
+    assert records[0].credential_fingerprint == Simulator.fingerprint(request_token)
+    assert request_token not in repr(sim.requests())
+    assert sim.count("github_oidc") == 6
+    sim.reset()
+    assert http.get(url, headers=bearer).status_code == 401
+
+
+def test_entra_trusts_github_actions_for_the_registered_repository(
+    sim: Simulator, http: requests.Session, tmp_path: Path, identity_env: pytest.MonkeyPatch
+) -> None:
+    env = sim.github_actions()
+
+    def github_token(audience: str | None = world.FEDERATED_AUDIENCE,
+                     job: dict[str, str] = env) -> str:
+        url = job["ACTIONS_ID_TOKEN_REQUEST_URL"]
+        if audience is not None:
+            url += f"&audience={audience}"
+        answer = http.get(url, headers={
+            "Authorization": f"Bearer {job['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"})
+        return str(answer.json()["value"])
+
+    ok = _assertion_answer(http, world.SP_CONTOSO_GITHUB, github_token())
+    assert ok.status_code == 200, ok.text
+    app_token = ok.json()["access_token"]
+    _usable_on_feed(http, app_token, world.SP_CONTOSO_GITHUB)
+    assert _upload(http, build_wheel(tmp_path, "ghpkg", "1.0"), ("x", app_token)).status_code == 200
+
+    def refused(client_id: str, assertion: str) -> list[int]:
+        answer = _assertion_answer(http, client_id, assertion)
+        assert answer.status_code in (400, 401)
+        return list(answer.json()["error_codes"])
+
+    assert refused(world.SP_CONTOSO_GITHUB, github_token(None)) == [700212]  # github.com/contoso
+    other_branch = sim.github_actions("repo:contoso/app:ref:refs/heads/feature")
+    assert refused(world.SP_CONTOSO_GITHUB, github_token(job=other_branch)) == [700213]
+    other_repo = sim.github_actions("repo:fabrikam/app:ref:refs/heads/main")
+    assert refused(world.SP_CONTOSO_GITHUB, github_token(job=other_repo)) == [700213]
+    # A GitHub token is no good for the app that trusts Azure Pipelines, and the reverse.
+    assert refused(world.SP_CONTOSO_FEDERATED, github_token()) == [700211]
+    assert refused(world.SP_CONTOSO_GITHUB, sim.mint_federated_assertion()) == [700211]
+    forged = sim.mint_federated_assertion(world.SP_CONTOSO_GITHUB, forge=True)
+    assert claims(forged)["iss"] == world.GITHUB_ISSUER
+    assert refused(world.SP_CONTOSO_GITHUB, forged) == [700027]
+    # Right claims, signed by another issuer's key (Azure Pipelines'): refused.
+    now = int(time.time())
+    wrong_key = jwt.encode(
+        {"iss": world.GITHUB_ISSUER, "sub": world.GITHUB_SUBJECT_CONTOSO,
+         "aud": world.FEDERATED_AUDIENCE, "iat": now, "nbf": now, "exp": now + 300},
+        sim.state.keys.oidc.private_key, algorithm="RS256",
+        headers={"kid": sim.state.keys.oidc.kid})
+    assert refused(world.SP_CONTOSO_GITHUB, wrong_key) == [700027]
+    expired = sim.mint_federated_assertion(world.SP_CONTOSO_GITHUB, lifetime=-60)
+    assert refused(world.SP_CONTOSO_GITHUB, expired) == [700024]
+
+    # azure-identity, as azure/login's OIDC path does it: an assertion callback.
+    from azure.identity import ClientAssertionCredential
+
+    credential = ClientAssertionCredential(world.T_CONTOSO, world.SP_CONTOSO_GITHUB, github_token)
+    token = credential.get_token(world.DEVOPS_SCOPE).token
+    assert claims(token)["appid"] == world.SP_CONTOSO_GITHUB
+
+
+# --- Azure Pipelines' System.AccessToken --------------------------------------------------------
+
+
+def test_pipeline_access_token(sim: Simulator, http: requests.Session, tmp_path: Path) -> None:
+    token = sim.add_pipeline_token("contoso")
+    assert token in sim.issued_secrets()
+    parts = token.split(".")
+    assert len(parts) == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in parts)
+    assert _header(token)["alg"] == "RS256"
+    body = claims(token)
+    assert body["iss"] == "app.vstoken.visualstudio.com"
+    assert body["aud"] == f"app.vstoken.visualstudio.com|vso:{world.ORGS['contoso'].guid}"
+    assert body["scp"] == "app_token"
+    assert re.fullmatch(r"[0-9a-f-]{36}", body["nameid"])
+    assert body["nbf"] <= time.time() < body["exp"]
+    assert 3590 < body["exp"] - time.time() <= 3600
+    assert not {"idtyp", "upn", "tid", "appid"} & set(body)
+
+    for user in ("", "build", "VssSessionToken"):
+        assert http.get(world.SHARED_INDEX, auth=(user, token)).status_code == 200
+    assert http.get(world.TEAM_INDEX, headers={"Authorization": f"Bearer {token}"}).ok
+    assert _upload(http, build_wheel(tmp_path, "pipepkg", "1.0"), ("x", token)).status_code == 200
+    assert sim.uploaded("shared") == ["pipepkg-1.0-py3-none-any.whl"]
+    assert http.get(world.RELEASES_INDEX, auth=("x", token)).status_code == 401  # other org
+    record = sim.requests(kind="index")[0]
+    assert (record.credential_kind, record.principal) == (
+        "pipeline", "Project Collection Build Service (contoso)")
+    # Not an Entra token: the session-token exchange refuses it.
+    refused = exchange(http, token, {"displayName": "t", "scope": "vso.packaging"})
+    assert refused.status_code == 401
+    assert refused.json()["message"].startswith("TF400813")
+
+    read_only = sim.add_pipeline_token("contoso", "vso.packaging")
+    assert http.get(world.SHARED_INDEX, auth=("x", read_only)).status_code == 200
+    assert _upload(http, build_wheel(tmp_path / "ro", "ropkg", "1.0"),
+                   ("x", read_only)).status_code == 403
+    fabrikam = sim.add_pipeline_token("fabrikam")
+    assert http.get(world.RELEASES_INDEX, auth=("x", fabrikam)).status_code == 200
+    assert http.get(world.SHARED_INDEX, auth=("x", fabrikam)).status_code == 401
+    expired = sim.add_pipeline_token("contoso", lifetime=0)
+    assert http.get(world.SHARED_INDEX, auth=("x", expired)).status_code == 401
+    sim.reset()
+    assert http.get(world.SHARED_INDEX, auth=("x", token)).status_code == 401
+
+    assert sim.pipeline_env("contoso", token) == {
+        "SYSTEM_ACCESSTOKEN": token,
+        "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI": "https://dev.azure.com/contoso/",
+        "SYSTEM_COLLECTIONURI": "https://dev.azure.com/contoso/",
+        "TF_BUILD": "True",
+    }
+    onprem = sim.pipeline_env(world.ORG_ONPREM, "t")
+    assert onprem["SYSTEM_TEAMFOUNDATIONCOLLECTIONURI"] == (
+        "https://ads.example.com/tfs/DefaultCollection/")
+
+
+# --- GitHub Codespaces' ~/ado-auth-helper ------------------------------------------------------
+
+
+def ado_helper(env: dict[str, str], helper: Path, *args: str, stdin: str = "",
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    # Not helpers.run: printing the token is what the helper is for, like `keyring get`.
+    return subprocess.run([str(helper), *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_codespaces_ado_auth_helper(sim: Simulator, client_env: dict[str, str],
+                                    http: requests.Session, tmp_path: Path) -> None:
+    from .scenarios import codespaces
+
+    home = Path(client_env["HOME"])
+    helper = codespaces(home, world.ALICE, world.ALICE_PASSWORD)
+    assert helper == home / "ado-auth-helper"
+    assert helper.stat().st_mode & 0o777 == 0o755
+    calls = tmp_path / "helper-calls.txt"
+    env = {**client_env, "FAKE_ADO_HELPER_CALLS": str(calls)}
+
+    done = ado_helper(env, helper, "get-access-token")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout.endswith("\n")
+    assert done.stdout.count("\n") == 1
+    token = done.stdout.strip()
+    body = claims(token)
+    assert (body["aud"], body["upn"], body["tid"], body["appid"]) == (
+        world.DEVOPS_RESOURCE, world.ALICE, world.T_CONTOSO, world.VSCODE_CLIENT_ID)
+    assert token in sim.issued_secrets()
+    record = sim.requests(kind="token")[0]
+    assert (record.grant_type, record.client_id, record.principal) == (
+        "password", world.VSCODE_CLIENT_ID, world.ALICE)
+    assert http.get(world.SHARED_INDEX, auth=("x", token)).status_code == 200
+    assert exchange(http, token, {"scope": "vso.packaging"}).status_code == 200
+
+    # The git credential helper side, as git asks it.
+    git = ado_helper(env, helper, "get", stdin="protocol=https\nhost=dev.azure.com\n\n")
+    assert git.returncode == 0
+    lines = git.stdout.splitlines()
+    assert lines[0] == "username=token"
+    assert claims(lines[1].removeprefix("password="))["upn"] == world.ALICE
+    other = ado_helper(env, helper, "get", stdin="protocol=https\nhost=github.com\n\n")
+    assert (other.returncode, other.stdout) == (0, "")
+    # Any other command: nothing at all, and success.
+    version = ado_helper(env, helper, "--version")
+    assert (version.returncode, version.stdout, version.stderr) == (0, "", "")
+    assert calls.read_text().splitlines() == ["get-access-token", "get", "get", "--version"]
+
+    wrong = codespaces(home, world.ALICE, "not-her-password")
+    refused = ado_helper(env, wrong, "get-access-token")
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert "AADSTS50126" in refused.stderr
+    (home / ".ado-auth-helper.json").unlink()
+    no_window = ado_helper(env, helper, "get-access-token")  # no VS Code window connected
+    assert (no_window.returncode, no_window.stdout, no_window.stderr) == (1, "", "")
+
+
+def test_codespaces_ado_auth_helper_knobs(sim: Simulator, client_env: dict[str, str]) -> None:
+    from .scenarios import codespaces
+
+    helper = codespaces(Path(client_env["HOME"]), world.BOB, world.BOB_PASSWORD)
+    broken = ado_helper({**client_env, "FAKE_ADO_HELPER_BROKEN": "1"}, helper, "get-access-token")
+    assert (broken.returncode, broken.stdout) == (1, "")
+    assert "AggregateError" in broken.stderr
+    with pytest.raises(subprocess.TimeoutExpired):
+        ado_helper({**client_env, "FAKE_ADO_HELPER_HANG": "1"}, helper, "get-access-token",
+                   timeout=1)
+    assert sim.count("token") == 0
+    ok = ado_helper(client_env, helper, "get-access-token")
+    assert claims(ok.stdout.strip())["upn"] == world.BOB
+
+
+# --- interactive sign-in with MSAL's device code flow ---------------------------------------
+
+
+def _public_client(sim: Simulator, cache: Any) -> Any:
+    import msal
+
+    return msal.PublicClientApplication(
+        world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+        authority=f"https://login.microsoftonline.com/{world.T_CONTOSO}",
+        # requests lets REQUESTS_CA_BUNDLE override a session's verify: identity_env sets both.
+        verify=str(sim.ca_pem),
+        token_cache=cache,
+    )
+
+
+def test_msal_device_code_then_silent_refresh(sim: Simulator, http: requests.Session,
+                                              tmp_path: Path,
+                                              identity_env: pytest.MonkeyPatch) -> None:
+    import msal
+
+    # Under MSAL's five minutes of headroom: the next silent request must use the refresh token.
+    sim.set_token_lifetime(user=240)
+    sim.set_device_flow(user=world.BOB, approve_after_polls=2, interval=1)
+    cache = msal.SerializableTokenCache()
+    app = _public_client(sim, cache)
+    flow = app.initiate_device_flow(scopes=[world.DEVOPS_SCOPE])
+    assert flow["verification_uri"] == "https://microsoft.com/devicelogin"
+    assert re.fullmatch(r"[A-Z0-9]{9}", flow["user_code"])
+    assert flow["user_code"] in flow["message"]
+    assert "https://microsoft.com/devicelogin" in flow["message"]
+    assert (flow["interval"], flow["expires_in"]) == (1, 900)
+    started = time.monotonic()
+    result = app.acquire_token_by_device_flow(flow)
+    assert "access_token" in result, result
+    assert time.monotonic() - started >= 2  # two pending answers, one interval apart
+    assert claims(result["access_token"])["upn"] == world.BOB
+    assert claims(result["access_token"])["appid"] == world.ARTIFACTS_CREDPROVIDER_CLIENT_ID
+    assert result["id_token_claims"]["preferred_username"] == world.BOB
+    polls = sim.requests(kind="token")
+    assert [(r.grant_type, r.status) for r in polls] == [
+        ("urn:ietf:params:oauth:grant-type:device_code", 400)] * 2 + [
+        ("urn:ietf:params:oauth:grant-type:device_code", 200)]
+    assert sim.count("devicecode") == 1
+
+    # A later process: the persisted cache, its account, a silent request.
+    saved = tmp_path / "msal-cache.json"
+    saved.write_text(cache.serialize())
+    later_cache = msal.SerializableTokenCache()
+    later_cache.deserialize(saved.read_text())
+    later = _public_client(sim, later_cache)
+    accounts = later.get_accounts()
+    user = world.USERS[world.BOB]
+    assert [(a["username"], a["home_account_id"]) for a in accounts] == [
+        (world.BOB, f"{user.oid}.{world.T_CONTOSO}")]
+    silent = later.acquire_token_silent([world.DEVOPS_SCOPE], account=accounts[0])
+    assert silent is not None
+    assert "access_token" in silent, silent
+    assert silent["token_source"] == "identity_provider"
+    refresh = sim.requests(kind="token")[-1]
+    assert (refresh.grant_type, refresh.client_id, refresh.status) == (
+        "refresh_token", world.ARTIFACTS_CREDPROVIDER_CLIENT_ID, 200)
+    assert exchange(http, silent["access_token"], {"scope": "vso.packaging"}).status_code == 200
+
+    # With a fresh access token in the cache, a silent request needs no network at all.
+    sim.set_token_lifetime(user=3600)
+    fresh = later.acquire_token_silent([world.DEVOPS_SCOPE], account=accounts[0],
+                                       force_refresh=True)
+    assert fresh is not None
+    assert "access_token" in fresh
+    before = len(sim.requests())
+    cached = later.acquire_token_silent([world.DEVOPS_SCOPE], account=accounts[0])
+    assert cached is not None
+    assert cached["token_source"] == "cache"
+    assert len(sim.requests()) == before
+
+
+def test_msal_device_code_declined_and_expired(sim: Simulator,
+                                               identity_env: pytest.MonkeyPatch) -> None:
+    import msal
+
+    sim.set_device_flow(decline=True, interval=1)
+    app = _public_client(sim, msal.SerializableTokenCache())
+    declined = app.acquire_token_by_device_flow(app.initiate_device_flow([world.DEVOPS_SCOPE]))
+    assert declined["error"] == "authorization_declined"
+    sim.set_device_flow(decline=False, approve_after_polls=100, interval=1, expires_in=1)
+    flow = app.initiate_device_flow([world.DEVOPS_SCOPE])
+    assert flow["expires_in"] == 1
+    expired = app.acquire_token_by_device_flow(flow)
+    assert expired["error"] == "expired_token"
+    assert expired["error_codes"] == [70019]
+    assert app.get_accounts() == []

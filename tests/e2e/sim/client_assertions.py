@@ -11,6 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from . import jwts, world
+from .jwts import SigningKey
 from .oauth import OAuthError
 from .state import SimState
 
@@ -91,9 +92,15 @@ def _check_time(claims: dict[str, Any]) -> None:
             "Client assertion is not within its valid time range.",
         )
 
+
+def issuer_key(state: SimState, issuer: str | None) -> SigningKey:
+    """The key an OIDC issuer Entra trusts signs with: GitHub Actions' or Azure Pipelines'."""
+    return state.keys.github if issuer == world.GITHUB_ISSUER else state.keys.oidc
+
+
 def check_federated_assertion(state: SimState, assertion: str, app: world.AppIdentity) -> None:
-    """An assertion from the registered OIDC issuer, about the registered subject, for
-    api://AzureADTokenExchange (workload identity federation)."""
+    """An assertion from the registered OIDC issuer (Azure Pipelines or GitHub Actions), about
+    the registered subject, for api://AzureADTokenExchange (workload identity federation)."""
     shaped = jwts.unverified(assertion)
     if shaped is None:
         raise OAuthError(400, "invalid_request", 50027, "JWT token is invalid or malformed.")
@@ -104,7 +111,7 @@ def check_federated_assertion(state: SimState, assertion: str, app: world.AppIde
             "No matching federated identity record found for presented assertion issuer "
             f"'{claims.get('iss')}'.",
         )
-    if jwts.verify(assertion, state.keys.oidc.public_key) is None:
+    if jwts.verify(assertion, issuer_key(state, app.federated_issuer).public_key) is None:
         raise OAuthError(
             401, "invalid_client", 700027,
             "Client assertion failed signature validation.",

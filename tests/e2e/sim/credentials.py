@@ -14,6 +14,8 @@ from .state import SimState
 
 SESSION = "session"
 PAT = "pat"
+PIPELINE = "pipeline"  # Azure Pipelines' System.AccessToken
+GITHUB_REQUEST = "github-request"  # ACTIONS_ID_TOKEN_REQUEST_TOKEN
 ENTRA_USER = "entra-user"
 ENTRA_APP = "entra-app"
 UNKNOWN = "unknown"
@@ -59,13 +61,20 @@ def identify(state: SimState, secret: str) -> Identified:
     with state.lock:
         session = state.grants.sessions.get(secret)
         pat = state.grants.pats.get(secret)
+        github = state.grants.github_requests.get(secret)
     if session is not None:
         problem = "expired" if session.valid_to <= time.time() else None
         return Identified(
             SESSION, session.upn, session.tenant, session.org, session.scopes, problem=problem
         )
     if pat is not None:
-        return Identified(PAT, pat.label, None, pat.org, pat.scopes)
+        expired = pat.valid_to is not None and pat.valid_to <= time.time()
+        return Identified(
+            PIPELINE if pat.pipeline else PAT, pat.label, None, pat.org, pat.scopes,
+            problem="expired" if expired else None,
+        )
+    if github is not None:
+        return Identified(GITHUB_REQUEST, github.subject)
     shaped = jwts.unverified(secret)
     if shaped is None:
         return Identified(UNKNOWN, problem="not a credential the simulator issued")

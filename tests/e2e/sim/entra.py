@@ -226,14 +226,19 @@ class Entra:
         reserved: list[str],
         request: Request,
         v1: bool,
+        asked: str = "",
     ) -> Response:
         with self.state.lock:
             lifetime = self.state.knobs.user_token_lifetime
         keys = self.state.keys
         access = tokens.user_access_token(keys.entra, user, tid, resource, client_id, lifetime)
+        # A v2 request for RESOURCE/.default is answered with the delegated permissions and the
+        # .default scope itself, which MSAL's cache then matches on the next silent request.
+        defaults = [s for s in asked.split() if s.lower().endswith("/.default")]
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": f"{resource.rstrip('/')}/user_impersonation"
+            + "".join(f" {s}" for s in defaults)
             + "".join(f" {s}" for s in reserved if s != "offline_access"),
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
@@ -284,7 +289,10 @@ class Entra:
             )
         assert target is not None
         resource, reserved = self._requested(form, v1)
-        return self._user_tokens(user, target.id, client_id, resource, reserved, request, v1)
+        return self._user_tokens(
+            user, target.id, client_id, resource, reserved, request, v1,
+            "" if v1 else form.get("scope", ""),
+        )
 
     def _refresh_grant(
         self, request: Request, form: dict[str, str], tenant: world.Tenant | None,
@@ -316,7 +324,10 @@ class Entra:
                 "account.",
             )
         resource, reserved = self._requested(form, v1)
-        return self._user_tokens(user, target.id, client_id, resource, reserved, request, v1)
+        return self._user_tokens(
+            user, target.id, client_id, resource, reserved, request, v1,
+            "" if v1 else form.get("scope", ""),
+        )
 
     def _client_credentials(
         self, request: Request, form: dict[str, str], tenant: world.Tenant | None,
@@ -473,4 +484,7 @@ class Entra:
             )
         fake_form = {"scope": pending.scope, "resource": pending.scope}
         resource, reserved = self._requested(fake_form, v1)
-        return self._user_tokens(user, tenant.id, client_id, resource, reserved, request, v1)
+        return self._user_tokens(
+            user, tenant.id, client_id, resource, reserved, request, v1,
+            "" if v1 else pending.scope,
+        )

@@ -12,6 +12,7 @@ from .credentials import (
     ENTRA_APP,
     ENTRA_USER,
     PAT,
+    PIPELINE,
     SESSION,
     Identified,
     identify,
@@ -158,7 +159,7 @@ class FeedHosts:
             "access this resource."
         if ident.problem is not None:
             return not_authorized, False
-        if ident.kind in (SESSION, PAT):
+        if ident.kind in (SESSION, PAT, PIPELINE):
             if ident.org is None:
                 if ident.tenant != org.tenant:
                     return not_authorized, False

@@ -32,10 +32,11 @@ class Record:
     """One request as the simulator saw it.
 
     kind: discovery (anonymous 401 on a feed host), index, download, upload, exchange,
-    token (Entra token endpoint or IMDS), devicecode, metadata (OpenID/instance discovery,
-    keys, user realm), plain-index, other.
+    token (Entra token endpoint or IMDS), devicecode, github_oidc (GitHub Actions' ID token
+    service), metadata (OpenID/instance discovery, keys, user realm), plain-index, other.
     auth_scheme: none, basic, bearer, or the scheme as sent (lower case).
-    credential_kind: session, pat, entra-user, entra-app, unknown, or None without one.
+    credential_kind: session, pat, pipeline (System.AccessToken), github-request
+    (ACTIONS_ID_TOKEN_REQUEST_TOKEN), entra-user, entra-app, unknown, or None without one.
     credential_fingerprint: sha256 prefix of the secret (`jwts.fingerprint`).
     fault: None, or the injected step ("status", "reset", "stall") that answered.
     """

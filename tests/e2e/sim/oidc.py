@@ -4,6 +4,7 @@ workload identity federation. It signs the assertions a pipeline would hand to E
 from __future__ import annotations
 
 from . import jwts, world
+from .client_assertions import issuer_key
 from .httpserver import Request, Response, json_response, not_found
 from .state import SimState
 
@@ -22,8 +23,9 @@ def mint_assertion(
     issuer default to the registered ones. forge=True signs with a key nobody trusts."""
     app = world.APP_IDENTITIES[client_id.lower()]
     iat = jwts.now()
+    chosen_issuer = issuer or app.federated_issuer or world.oidc_issuer(world.ORG_CONTOSO)
     claims = {
-        "iss": issuer or app.federated_issuer or world.oidc_issuer(world.ORG_CONTOSO),
+        "iss": chosen_issuer,
         "sub": subject or app.federated_subject or "sc://unregistered",
         "aud": audience,
         "iat": iat,
@@ -31,7 +33,7 @@ def mint_assertion(
         "exp": iat + lifetime,
         "jti": jwts.new_guid(),
     }
-    key = jwts.new_signing_key() if forge else state.keys.oidc
+    key = jwts.new_signing_key() if forge else issuer_key(state, chosen_issuer)
     assertion = jwts.sign(key, claims)
     state.remember(assertion)
     return assertion

@@ -10,6 +10,7 @@ from .entra import Entra
 from .exchange import TokenService, is_token_host
 from .faults import Step
 from .feeds import FeedHosts, FeedPath, is_feed_host, parse_path, request_kind
+from .github import GithubActions
 from .httpserver import Request, Response, not_found, text_response
 from .imds import TOKEN_PATH, Imds
 from .log import Record
@@ -30,6 +31,7 @@ class Services:
         self.imds = Imds(state)
         self.oidc = OidcIssuer(state)
         self.plain = PlainIndex(state)
+        self.github = GithubActions(state)
 
 
 class Router:
@@ -66,6 +68,8 @@ class Router:
             return self.services.oidc.handle(request)
         if host == world.PLAIN_INDEX_HOST:
             return self.services.plain.handle(request)
+        if host in (world.GITHUB_TOKEN_HOST, world.GITHUB_ISSUER_HOST):
+            return self.services.github.handle(request)
         return not_found()
 
     def _classify(self, request: Request) -> str:
@@ -89,6 +93,10 @@ class Router:
             return "metadata"
         if host == world.PLAIN_INDEX_HOST:
             return "plain-index"
+        if host == world.GITHUB_TOKEN_HOST:
+            return "github_oidc" if segs[-1:] == ["idtoken"] else "other"
+        if host == world.GITHUB_ISSUER_HOST:
+            return "metadata"
         return "other"
 
     def _stale(self, request: Request) -> bool:

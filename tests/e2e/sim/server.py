@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ssl
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from . import jwts, oidc, pki, tokens, world
+from . import github, jwts, oidc, pki, tokens, world
+from .exchange import SESSION_ISSUER
 from .faults import StepSpec
 from .httpserver import Listener, ipv6_usable
 from .log import Record
@@ -51,6 +53,7 @@ from .world import (
     READER,
     SP_CONTOSO_CERT,
     SP_CONTOSO_FEDERATED,
+    SP_CONTOSO_GITHUB,
     SP_CONTOSO_SECRET,
     SP_CONTOSO_SECRET_VALUE,
     SP_FABRIKAM_CERT,
@@ -66,8 +69,8 @@ __all__ = [
     "ALICE", "ALICE_PASSWORD", "AZURE_CLI_CLIENT_ID", "BOB", "BOB_PASSWORD", "CAROL",
     "CAROL_PASSWORD", "CONTRIBUTOR", "DEVOPS_RESOURCE", "DEVOPS_SCOPE", "HOSTNAMES",
     "MI_SYSTEM_CLIENT_ID", "MI_USER_CLIENT_ID", "ORG_CONTOSO", "ORG_FABRIKAM", "READER",
-    "SP_CONTOSO_CERT", "SP_CONTOSO_FEDERATED", "SP_CONTOSO_SECRET", "SP_CONTOSO_SECRET_VALUE",
-    "SP_FABRIKAM_CERT", "SP_FABRIKAM_FEDERATED", "SP_FABRIKAM_SECRET",
+    "SP_CONTOSO_CERT", "SP_CONTOSO_FEDERATED", "SP_CONTOSO_GITHUB", "SP_CONTOSO_SECRET",
+    "SP_CONTOSO_SECRET_VALUE", "SP_FABRIKAM_CERT", "SP_FABRIKAM_FEDERATED", "SP_FABRIKAM_SECRET",
     "SP_FABRIKAM_SECRET_VALUE", "T_CONTOSO", "T_FABRIKAM", "Record", "Simulator",
 ]
 
@@ -99,8 +102,10 @@ class Simulator:
             cid: RegisteredCert(cid, c.public_key_pem, c.thumbprint.lower(), c.sha256_thumbprint)
             for cid, c in self._certs.items()
         }
-        keys = Keys(jwts.new_signing_key(), jwts.new_signing_key(), jwts.new_signing_key(),
-                    registered)
+        keys = Keys(
+            entra=jwts.new_signing_key(), devops=jwts.new_signing_key(),
+            oidc=jwts.new_signing_key(), github=jwts.new_signing_key(), certs=registered,
+        )
         state = SimState(keys)
         for secret in self._static_secrets():
             state.remember(secret)
@@ -308,7 +313,10 @@ class Simulator:
         approve_after_polls: int | None = None,
         decline: bool | None = None,
         interval: int | None = None,
+        expires_in: int | None = None,
     ) -> None:
+        """Who approves device code sign-ins (after how many polls), or that the user declines;
+        the polling interval and the codes' lifetime (seconds) Entra announces."""
         with self.state.lock:
             flow = self.state.knobs.device_flow
             flow.user = user.lower() if user is not None else flow.user
@@ -316,14 +324,67 @@ class Simulator:
                 flow.approve_after_polls = approve_after_polls
             flow.decline = decline if decline is not None else flow.decline
             flow.interval = interval if interval is not None else flow.interval
+            flow.expires_in = expires_in if expires_in is not None else flow.expires_in
 
     def add_pat(self, org: str, scope: str = "vso.packaging", label: str = "pat") -> str:
-        """A personal access token (or pipeline token) for an org; valid until reset()."""
+        """A personal access token for an org; valid until reset()."""
         token = hashlib.sha256(jwts.new_guid().encode()).hexdigest()[:52]
         with self.state.lock:
             self.state.grants.pats[token] = PatGrant(org.lower(), frozenset(scope.split()), label)
         self.state.remember(token)
         return token
+
+    def add_pipeline_token(
+        self, org: str, scope: str = "vso.packaging_write", *, lifetime: int = 3600
+    ) -> str:
+        """An Azure Pipelines job token (System.AccessToken) of an org's build service: a JWT
+        from app.vstoken.visualstudio.com, good on that org's feeds (read; upload when `scope`
+        has vso.packaging_write) as the Basic password or a bearer until it expires or reset(),
+        and nowhere else: not on other orgs' feeds, not at the SessionTokens exchange."""
+        target = world.org_named(org)
+        if target is None:
+            raise KeyError(f"no organisation {org!r}")
+        now = jwts.now()
+        build_service = str(uuid.uuid5(uuid.NAMESPACE_URL, f"build-service/{target.guid}"))
+        token = jwts.sign(
+            self.state.keys.devops,
+            {"nameid": build_service, "scp": "app_token", "aui": jwts.new_guid(),
+             "sid": jwts.new_guid(), "iss": SESSION_ISSUER,
+             "aud": f"{SESSION_ISSUER}|vso:{target.guid}", "nbf": now, "exp": now + lifetime},
+        )
+        grant = PatGrant(
+            target.name.lower(), frozenset(scope.split()),
+            f"Project Collection Build Service ({target.name})", pipeline=True,
+            valid_to=now + lifetime,
+        )
+        with self.state.lock:
+            self.state.grants.pats[token] = grant
+        self.state.remember(token)
+        return token
+
+    @staticmethod
+    def pipeline_env(org: str, token: str) -> dict[str, str]:
+        """What an Azure Pipelines job has: the token (once mapped with
+        `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`), the collection URI, TF_BUILD."""
+        target = world.org_named(org)
+        if target is None:
+            raise KeyError(f"no organisation {org!r}")
+        if target.tenant is None:
+            collection = f"https://{world.ONPREM_HOST}/tfs/{target.name}/"
+        else:
+            collection = f"https://dev.azure.com/{target.name}/"
+        return {
+            "SYSTEM_ACCESSTOKEN": token,
+            "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI": collection,
+            "SYSTEM_COLLECTIONURI": collection,
+            "TF_BUILD": "True",
+        }
+
+    def github_actions(self, subject: str = world.GITHUB_SUBJECT_CONTOSO) -> dict[str, str]:
+        """The environment of a GitHub Actions job with `permissions: id-token: write`
+        (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, GITHUB_ACTIONS, CI): the URL answers ID
+        tokens about `subject`, for the audience asked for, until reset()."""
+        return github.runner_environment(self.state, subject)
 
     # --- minting, for tests that need a particular token ------------------------------------
 
@@ -395,7 +456,8 @@ class Simulator:
 
     def count(self, kind: str) -> int:
         """discovery (anonymous 401s on feed hosts), exchange, token (Entra token endpoint and
-        IMDS), index, download, upload, devicecode, metadata, plain-index, other."""
+        IMDS), index, download, upload, devicecode, github_oidc, metadata, plain-index,
+        other."""
         return len(self.state.log.select(kind=kind))
 
     def issued_secrets(self) -> set[str]:

@@ -85,6 +85,16 @@ class PatGrant:
     org: str
     scopes: frozenset[str]
     label: str
+    # An Azure Pipelines job token (System.AccessToken) rather than a personal access token.
+    pipeline: bool = False
+    valid_to: float | None = None
+
+
+@dataclass(frozen=True)
+class GithubRequestGrant:
+    """ACTIONS_ID_TOKEN_REQUEST_TOKEN of a simulated GitHub Actions job."""
+
+    subject: str
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class Grants:
     pats: dict[str, PatGrant] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
     device_codes: dict[str, DeviceCode] = field(default_factory=dict)
+    github_requests: dict[str, GithubRequestGrant] = field(default_factory=dict)
 
 
 # --- packages -------------------------------------------------------------------------------
@@ -157,7 +168,8 @@ class RegisteredCert:
 class Keys:
     entra: SigningKey
     devops: SigningKey
-    oidc: SigningKey
+    oidc: SigningKey  # Azure Pipelines' OIDC issuer
+    github: SigningKey  # GitHub Actions' OIDC issuer
     certs: dict[str, RegisteredCert]  # client id -> certificate
 
 

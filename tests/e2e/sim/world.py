@@ -24,6 +24,10 @@ DEVOPS_AUDIENCES = frozenset(
 ARM_RESOURCE = "https://management.core.windows.net/"
 GRAPH_RESOURCE = "00000003-0000-0000-c000-000000000000"
 AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+# Visual Studio Code's Microsoft authentication provider (what ado-codespaces-auth signs in with).
+VSCODE_CLIENT_ID = "aebc6443-996d-45c2-90f0-388ff96faa56"
+# The Azure Artifacts Credential Provider's public client (device code sign-in).
+ARTIFACTS_CREDPROVIDER_CLIENT_ID = "d5a56ea4-7369-46b8-a538-c370805301bf"
 FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
 
 # --- tenants ------------------------------------------------------------------------------
@@ -152,6 +156,11 @@ MI_SYSTEM = "mi-system"
 MI_USER = "mi-user"
 
 OIDC_ISSUER_HOST = "vstoken.dev.azure.com"
+# GitHub Actions' OIDC provider: the issuer (keys, metadata) and the runner-facing token service
+# that ACTIONS_ID_TOKEN_REQUEST_URL points at.
+GITHUB_ISSUER_HOST = "token.actions.githubusercontent.com"
+GITHUB_ISSUER = f"https://{GITHUB_ISSUER_HOST}"
+GITHUB_TOKEN_HOST = "pipelinesghubeus2.actions.githubusercontent.com"
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,7 @@ def oidc_issuer(org: str) -> str:
 SP_CONTOSO_SECRET = "a17ce92e-0ec0-4f7b-b68b-da04c9b6ab54"
 SP_CONTOSO_CERT = "faa83f54-04ee-4b97-a1f7-a6dd9c369a4f"
 SP_CONTOSO_FEDERATED = "92ed0a55-f3e8-451d-b635-e789682e68c1"
+SP_CONTOSO_GITHUB = "3c2f7a1e-6d4b-4e8a-9b0c-5f1d2e3a4b6c"
 SP_FABRIKAM_SECRET = "f137aa14-4421-46b1-b352-7623911b22e6"
 SP_FABRIKAM_CERT = "ff729bbf-4b66-472c-b0ca-cb98e6c69fb3"
 SP_FABRIKAM_FEDERATED = "e471a9b1-4b23-4190-b012-721fda09dbc2"
@@ -188,6 +198,7 @@ SP_FABRIKAM_SECRET_VALUE = "Sim~FabrikamSecret.3Hg6Pz_1Ms5Yc8Ub"
 
 FEDERATED_SUBJECT_CONTOSO = "sc://contoso/Project1/contoso-federated"
 FEDERATED_SUBJECT_FABRIKAM = "sc://fabrikam/Releases/fabrikam-federated"
+GITHUB_SUBJECT_CONTOSO = "repo:contoso/app:ref:refs/heads/main"
 
 APP_IDENTITIES: dict[str, AppIdentity] = {
     a.client_id: a
@@ -206,6 +217,12 @@ APP_IDENTITIES: dict[str, AppIdentity] = {
             "56e591cd-88e9-43d0-82bf-e3871b099c18",
             federated_issuer=oidc_issuer(ORG_CONTOSO),
             federated_subject=FEDERATED_SUBJECT_CONTOSO, rights={ORG_CONTOSO: CONTRIBUTOR},
+        ),
+        AppIdentity(
+            "contoso-github", FEDERATED, T_CONTOSO, SP_CONTOSO_GITHUB,
+            "d0b8e5c4-2a7f-4f3e-8c61-9e4a7b2d1f05",
+            federated_issuer=GITHUB_ISSUER,
+            federated_subject=GITHUB_SUBJECT_CONTOSO, rights={ORG_CONTOSO: CONTRIBUTOR},
         ),
         AppIdentity(
             "fabrikam-secret", SECRET, T_FABRIKAM, SP_FABRIKAM_SECRET,
@@ -284,6 +301,8 @@ HOSTNAMES: tuple[str, ...] = (
     SCALE_UNIT_HOST,
     *LOGIN_HOSTS,
     OIDC_ISSUER_HOST,
+    GITHUB_ISSUER_HOST,
+    GITHUB_TOKEN_HOST,
     ONPREM_HOST,
     PLAIN_INDEX_HOST,
     *ATTACKER_HOSTS,
@@ -296,6 +315,7 @@ CERT_NAMES: tuple[str, ...] = (
     "*.pkgs.visualstudio.com",
     "*.vssps.visualstudio.com",
     "*.dev.azure.com",
+    "*.actions.githubusercontent.com",
     "localhost",
     "127.0.0.1",
     "::1",
