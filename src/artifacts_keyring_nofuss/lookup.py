@@ -64,7 +64,10 @@ class _Lookup:
                 self.identity_source = name
                 break
         self.deadline = Deadline(config.deadline_seconds())
+        # What each source said: the ones that applied (or are set up here) go into the one
+        # line a user sees; the others are counted, and listed in debug output.
         self.attempts: list[str] = []
+        self.not_here: list[str] = []
 
     def run(self) -> Token:
         feed = self.feed
@@ -101,7 +104,18 @@ class _Lookup:
             return self._cold()
 
     def _nothing_worked(self) -> NofussError:
-        return NofussError(f"{'; '.join(self.attempts)}. {_log.DEBUG_VAR}=1 shows each step")
+        if self.attempts:
+            said = "; ".join(self.attempts)
+            if self.not_here:
+                said += f" ({len(self.not_here)} other sources do not apply here)"
+        else:
+            said = (
+                f"nothing on this machine can sign in (none of the {len(self.not_here)} "
+                f"identity sources applies): run `az login`, or `ak-nofuss login "
+                f"{self.feed.index_url}` without az; in CI, map SYSTEM_ACCESSTOKEN or use a "
+                "workload identity"
+            )
+        return NofussError(f"{said}. {_log.DEBUG_VAR}=1 shows each step")
 
     # --- warm -------------------------------------------------------------------------------
 
@@ -241,7 +255,10 @@ class _Lookup:
                 self.deadline.extend(self.deadline.seconds)
             if isinstance(got, identities.Unavailable):
                 _log.debug("%s: does not apply: %s", name, got.reason)
-                self.attempts.append(f"{name}: {got.reason}")
+                if got.present or len(self.names) == 1:
+                    self.attempts.append(f"{name}: {got.reason}")
+                else:
+                    self.not_here.append(name)
                 return None
             bearer = got
             if bearer.expired():

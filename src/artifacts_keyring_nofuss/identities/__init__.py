@@ -28,9 +28,12 @@ class TokenRequest:
 
 @dataclass(frozen=True)
 class Unavailable:
-    """The source does not apply on this machine, and why (shown when every source says so)."""
+    """The source does not apply here, and why. `present`: it is set up on this machine (az is
+    installed, a variable is set) but cannot serve this feed; that reason is worth a place in
+    the one line a user sees, the others only in debug output."""
 
     reason: str
+    present: bool = False
 
 
 class Source(Protocol):

@@ -143,7 +143,7 @@ class AzureCliSource:
         if done.returncode != 0:
             reason = _explain_failure(done.stderr, request.tenant)
             if reason.startswith("not signed in"):
-                return Unavailable(reason)
+                return Unavailable(reason, present=True)
             raise SourceError(reason)
         return _parse_output(done.stdout)
 

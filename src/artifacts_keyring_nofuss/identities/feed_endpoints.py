@@ -67,7 +67,9 @@ class FeedEndpointsSource:
                 raise SourceError(described)
             kind, settings = described
             return self._get(request, kind, settings, where)
-        return Unavailable(f"{FEED_ENDPOINTS_VAR} has no entry for {request.feed.label}")
+        return Unavailable(
+            f"{FEED_ENDPOINTS_VAR} has no entry for {request.feed.label}", present=True
+        )
 
     def _get(self, request: TokenRequest, kind: str, settings: dict[str, Any], where: str) -> Token:
         with _log.hushed("azure", "msal"):

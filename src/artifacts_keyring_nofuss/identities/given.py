@@ -210,7 +210,7 @@ class ExternalEndpointsSource(_Given):
                 )
                 continue
             return as_is(password, self.name, f"{var} entry {entry['number']} ({endpoint})")
-        return Unavailable(f"{var} has no entry for {request.feed.label}")
+        return Unavailable(f"{var} has no entry for {request.feed.label}", present=True)
 
 
 class AccessTokenSource(_Given):
@@ -225,12 +225,12 @@ class AccessTokenSource(_Given):
         var, secret = found
         prefixes = _first_set(URI_PREFIXES_VARS)
         if prefixes is None:
-            return Unavailable(f"{var} is set but {URI_PREFIXES_VARS[0]} is not")
+            return Unavailable(f"{var} is set but {URI_PREFIXES_VARS[0]} is not", present=True)
         prefix_var, text = prefixes
         for prefix in (p.strip() for p in text.split(";")):
             if prefix and (prefix_match(prefix, request.feed) or same_feed(prefix, request.feed)):
                 return as_is(secret, self.name, var)
-        return Unavailable(f"no prefix in {prefix_var} matches {request.feed.url}")
+        return Unavailable(f"no prefix in {prefix_var} matches {request.feed.url}", present=True)
 
 
 def collection_org(uri: str, feed: Feed) -> bool:
@@ -264,10 +264,13 @@ class PipelineSource(_Given):
             return Unavailable(f"{PIPELINE_TOKEN_VAR} is not set (not a pipeline job mapping it)")
         collection = os.environ.get(COLLECTION_URI_VAR, "").strip()
         if not collection:
-            return Unavailable(f"{PIPELINE_TOKEN_VAR} is set but {COLLECTION_URI_VAR} is not")
+            return Unavailable(
+                f"{PIPELINE_TOKEN_VAR} is set but {COLLECTION_URI_VAR} is not", present=True
+            )
         if not collection_org(collection, request.feed):
             return Unavailable(
-                f"the pipeline's token is for {collection}, not organisation {request.feed.org}"
+                f"the pipeline's token is for {collection}, not organisation {request.feed.org}",
+                present=True,
             )
         return as_is(secret, self.name, PIPELINE_TOKEN_VAR)
 

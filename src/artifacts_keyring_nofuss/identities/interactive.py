@@ -42,15 +42,18 @@ class InteractiveSource:
             problem = f"the sign-in of {record.username} has expired or was revoked"
         else:
             problem = "nobody signed in with `ak-nofuss login`"
+        present = record is not None
         if config.noninteractive():
             return Unavailable(
                 f"{problem}; prompts are off ({config.NONINTERACTIVE_VAR}): run "
-                f"{login_command(request)}"
+                f"{login_command(request)}",
+                present=present,
             )
         terminal = signin.open_terminal()
         if terminal is None:
             return Unavailable(
-                f"{problem}, and no terminal to sign in on: run {login_command(request)}"
+                f"{problem}, and no terminal to sign in on: run {login_command(request)}",
+                present=present,
             )
         timeout = config.device_flow_timeout()
         with terminal, _log.hushed("msal"):
