@@ -34,7 +34,7 @@ examples:
   ak-nofuss doctor https://pkgs.dev.azure.com/ORG/_packaging/FEED/pypi/simple/
   ak-nofuss login https://pkgs.dev.azure.com/ORG/_packaging/FEED/pypi/simple/
   ak-nofuss token URL --format json
-  ak-nofuss exec URL -- \
+  ak-nofuss exec URL -- \\
       docker build --secret id=artifacts_keyring_nofuss_token,env=ARTIFACTS_KEYRING_NOFUSS_TOKEN .
   ak-nofuss setup uv URL --write
   ak-nofuss status

@@ -41,6 +41,11 @@ class Report:
     steps: list[Step] = field(default_factory=list)
     accepted: bool = False
 
+    @property
+    def healthy(self) -> bool:
+        """The feed took the credential and nothing on the way to pip or uv is broken."""
+        return self.accepted and not any(s.status == FAIL for s in self.steps)
+
     def add(self, name: str, status: str, detail: str, fix: str | None = None) -> Step:
         step = Step(name, status, _log.printable(_log.redact(detail)), fix)
         self.steps.append(step)
@@ -62,7 +67,7 @@ def run(url: str, as_json: bool) -> int:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         sys.stdout.write(render(report, colour=_colour()))
-    return 0 if report.accepted else 1
+    return 0 if report.healthy else 1
 
 
 def _diagnose(report: Report) -> None:
@@ -244,7 +249,8 @@ def _path_keyring_answers(report: Report, feed: Feed) -> None:
             "keyring get",
             FAIL,
             f"`{program} get` returned nothing" + (f": {said[-1]}" if said else ""),
-            f"{INSTALL_HINT}, and check the steps above",
+            "fix the keyring steps above (a missing backend, PYTHON_KEYRING_BACKEND or a "
+            f"keyringrc.cfg default-keyring); if they are ok: {INSTALL_HINT}",
         )
 
 
@@ -256,7 +262,16 @@ def _client_settings(report: Report, feed: Feed) -> None:
     uv_provider = os.environ.get("UV_KEYRING_PROVIDER", "").strip()
     user = _username(report.url)
     pip_detail = f"keyring provider {pip_provider or 'auto (the default)'}"
-    if pip_provider == "disabled":
+    no_input = os.environ.get("PIP_NO_INPUT", "").strip().lower() in ("1", "true", "yes", "on")
+    if pip_provider in ("", "auto") and no_input:
+        report.add(
+            "pip",
+            WARN,
+            "PIP_NO_INPUT is set, and pip's `auto` keyring provider is off without input: "
+            "pip will not ask keyring",
+            "set PIP_KEYRING_PROVIDER=import (keyring in pip's environment) or subprocess",
+        )
+    elif pip_provider == "disabled":
         report.add(
             "pip",
             FAIL,
@@ -382,11 +397,10 @@ def _sources(
         )
         try:
             got = deadline.run(name, partial(source.get_token, request))
-        except SourceError as exc:
-            report.add(f"source {name}", FAIL if chosen is None else WARN, f"failed: {exc}")
-            continue
         except NofussError as exc:
-            report.add(f"source {name}", FAIL, str(exc))
+            detail, fix = split_fix(str(exc))
+            status = FAIL if chosen is None or not isinstance(exc, SourceError) else WARN
+            report.add(f"source {name}", status, f"failed: {detail}", fix)
             continue
         if isinstance(got, identities.Unavailable):
             report.add(f"source {name}", INFO, f"does not apply: {got.reason}")
@@ -395,11 +409,14 @@ def _sources(
         if chosen is None and not got.expired():
             chosen = (name, got)
     if chosen is None:
+        failed = [s for s in report.steps if s.name.startswith("source ") and s.status == FAIL]
         report.add(
             "identity",
             FAIL,
             "no identity source produced a token",
-            f"run `az login`, or `ak-nofuss login {feed.index_url}`, or set one of the "
+            f"see the failed {failed[0].name} above: {failed[0].fix}"
+            if failed and failed[0].fix
+            else f"run `az login`, or `ak-nofuss login {feed.index_url}`, or set one of the "
             "variables the sources above name",
         )
     return chosen
@@ -450,10 +467,17 @@ def _exchange(
     try:
         session = exchange.session_token(http, feed, found, token, config.session_minutes())
     except BearerRefused as exc:
-        report.add("exchange", FAIL, str(exc), "sign in again (`az login`), or ask an admin")
+        report.add(
+            "exchange",
+            FAIL,
+            str(exc),
+            f"{token.who} has no access to organisation {feed.org}: ask one of its "
+            "administrators to add this account (or sign in as one that has access)",
+        )
         return None
     except NofussError as exc:
-        report.add("exchange", FAIL, str(exc))
+        detail, fix = split_fix(str(exc))
+        report.add("exchange", FAIL, detail, fix)
         return None
     report.add(
         "exchange",
@@ -491,6 +515,17 @@ def _feed_read(report: Report, feed: Feed, token: Token) -> None:
         report.add("feed", OK, f"{feed.index_url} accepted the credential ({status})")
 
 
+_FIX_MARKERS = ("; run ", ": run ", ": open ", "; open ", "; put ", "; set ", "; use ")
+
+
+def split_fix(message: str) -> tuple[str, str | None]:
+    """(what failed, what to do) from one of our messages, which name the fix after a marker."""
+    at = min((i for m in _FIX_MARKERS if (i := message.find(m)) >= 0), default=-1)
+    if at < 0:
+        return message, None
+    return message[:at], message[at + 2 :].strip()
+
+
 # --- output ----------------------------------------------------------------------------------
 
 
@@ -510,10 +545,13 @@ def render(report: Report, colour: bool) -> str:
         lines.append(f"  {shown}  {step.name.ljust(width)}  {step.detail}")
         if step.fix:
             lines.append(f"  {' ' * 4}  {' ' * width}  -> {step.fix}")
-    verdict = (
-        "the feed accepted the credential: pip, uv and twine will get it"
-        if report.accepted
-        else "the feed did not accept a credential: fix the first FAIL above"
-    )
+    if report.healthy:
+        verdict = "the feed accepted the credential: pip, uv and twine will get it"
+    elif report.accepted:
+        verdict = (
+            "the feed accepts the credential, but pip or uv will not get it: fix the FAIL above"
+        )
+    else:
+        verdict = "the feed did not accept a credential: fix the first FAIL above"
     lines.append(verdict)
     return "\n".join(lines) + "\n"

@@ -50,24 +50,32 @@ class _Lookup:
         forced, where = config.provider_setting()
         self.names = identities.chain(forced, where)
         self.disk = store.open_store()
-        loaded = [(name, identities.load(name)) for name in self.names]
-        # Tokens handed to us need no discovery: asked first, they cost nothing when unset.
-        self.given = [(n, s) for n, s in loaded if not s.needs_discovery]
-        self.signed_in = [(n, s) for n, s in loaded if s.needs_discovery]
+        # Sources load on first use: a warm lookup imports only the ones it asks.
+        self._loaded: dict[str, identities.Source] = {}
+        self.given = [n for n in self.names if n in identities.GIVEN]
+        self.signed_in = [n for n in self.names if n not in identities.GIVEN]
         # Who the first source that knows it would answer as, without asking it for a token:
-        # the key under which a session token may already be waiting.
+        # the key under which a session token may already be waiting. (The other sources never
+        # know it up front: application tokens are not cached, and the rest are keyed by the
+        # token they return.)
         self.identity: str | None = None
         self.identity_source = ""
-        for name, source in self.signed_in:
-            self.identity = source.cache_identity()
-            if self.identity is not None:
-                self.identity_source = name
-                break
+        for name in self.signed_in:
+            if name in identities.KNOWS_IDENTITY:
+                self.identity = self.source(name).cache_identity()
+                if self.identity is not None:
+                    self.identity_source = name
+                    break
         self.deadline = Deadline(config.deadline_seconds())
         # What each source said: the ones that applied (or are set up here) go into the one
         # line a user sees; the others are counted, and listed in debug output.
         self.attempts: list[str] = []
         self.not_here: list[str] = []
+
+    def source(self, name: str) -> identities.Source:
+        if name not in self._loaded:
+            self._loaded[name] = identities.load(name)
+        return self._loaded[name]
 
     def run(self) -> Token:
         feed = self.feed
@@ -82,8 +90,8 @@ class _Lookup:
         )
         _log.debug("sources, in order: %s", ", ".join(self.names))
         request = identities.TokenRequest(feed=feed, tenant=None, deadline=self.deadline)
-        for name, source in self.given:
-            token = self._ask(name, source, request)
+        for name in self.given:
+            token = self._ask(name, self.source(name), request)
             if token is not None:
                 return token
         if not self.signed_in:
@@ -107,7 +115,10 @@ class _Lookup:
         if self.attempts:
             said = "; ".join(self.attempts)
             if self.not_here:
-                said += f" ({len(self.not_here)} other sources do not apply here)"
+                others = len(self.not_here)
+                said += (
+                    f" ({others} other source{'s do' if others != 1 else ' does'} not apply here)"
+                )
         else:
             said = (
                 f"nothing on this machine can sign in (none of the {len(self.not_here)} "
@@ -214,8 +225,8 @@ class _Lookup:
             request = identities.TokenRequest(
                 feed=self.feed, tenant=found.tenant, deadline=self.deadline
             )
-            for name, source in self.signed_in:
-                token = self._ask(name, source, request, found, http)
+            for name in self.signed_in:
+                token = self._ask(name, self.source(name), request, found, http)
                 if token is not None:
                     return token
         finally:
@@ -243,7 +254,10 @@ class _Lookup:
                 # A person at a sign-in prompt is not a hung network.
                 self.deadline.extend(config.device_flow_timeout() + self.deadline.seconds)
             try:
-                got = self.deadline.run(name, lambda: source.get_token(request))
+                if source.needs_discovery:
+                    got = self.deadline.run(name, lambda: source.get_token(request))
+                else:  # reads the environment and a file at most: no thread needed
+                    got = source.get_token(request)
             except GivenTokenExpired as exc:
                 # Somebody chose this token on purpose: say so, never quietly use another.
                 raise NofussError(f"{name}: {exc}") from None

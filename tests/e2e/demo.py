@@ -66,13 +66,15 @@ class Demo:
         return text
 
     def run(self, cmd: Sequence[str], *, expect_ok: bool = True, shown: str | None = None,
-            cwd: Path | None = None) -> str:
+            cwd: Path | None = None, only: str | None = None) -> str:
         if shown is None:
             shown = shlex.join([Path(cmd[0]).name, *cmd[1:]]).replace(str(self.work), "$TMP")
         print(f"   $ {shown}")
         done = run(cmd, self.env, timeout=180, cwd=cwd)
         for stream, text in (("out", done.stdout), ("err", done.stderr)):
             lines = [ln for ln in self.redact(text).splitlines() if ln.strip()]
+            if only is not None:  # the lines worth reading in a long report
+                lines = [ln for ln in lines if any(word in ln for word in only.split("|"))]
             for line in lines[-8:]:
                 print(f"     {dim(stream + ' |')} {line}")
         ok = (done.returncode == 0) == expect_ok
@@ -162,6 +164,21 @@ def tour(demo: Demo) -> int:
     demo.run([str(py_bin / "twine"), "upload", "--non-interactive", "--disable-progress-bar",
               "--repository-url",
               world.SHARED_UPLOAD, str(wheel)])
+
+    demo.step("A CI job: Azure Pipelines maps $(System.AccessToken)",
+              "A token handed over is used as it is: no discovery, no az, no exchange.")
+    token = demo.sim.add_pipeline_token(world.ORG_CONTOSO)
+    ci_env = dict(demo.env, **demo.sim.pipeline_env(world.ORG_CONTOSO, token))
+    saved, demo.env = demo.env, ci_env
+    demo.run(["keyring", "get", world.TEAM_INDEX, "VssSessionToken"],
+             shown="SYSTEM_ACCESSTOKEN=****** keyring get <team feed> VssSessionToken")
+    demo.env = saved
+
+    demo.step("ak-nofuss doctor: what is wrong with my setup?",
+              "Every step of a lookup, checked in order, each failure with its fix; here, "
+              "Alice asks for an organisation of another tenant.")
+    demo.run(["ak-nofuss", "doctor", world.RELEASES_INDEX], expect_ok=False,
+             only="FAIL|->|ok    discovery|the feed")
 
     demo.step("A URL that is not Azure Artifacts",
               "Answered with nothing, without a single request and without importing anything.")

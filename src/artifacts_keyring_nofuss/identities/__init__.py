@@ -66,6 +66,10 @@ REGISTRY: dict[str, str] = {
     "interactive": "interactive:InteractiveSource",
 }
 DEFAULT_ORDER: tuple[str, ...] = tuple(REGISTRY)
+# Known without importing them, so that a warm lookup loads only what it asks: the sources that
+# need no discovery (tokens handed over), and those that can name their identity up front.
+GIVEN = frozenset({"token", "external_endpoints", "access_token", "pipeline", "devops_pat"})
+KNOWS_IDENTITY = frozenset({"azure_cli", "interactive"})
 
 
 def load(name: str) -> Source:
