@@ -109,8 +109,11 @@ def first_fail(stdout: str) -> Shown:
 
 
 def test_all_good_every_step_ok_and_exit_0(sim: Simulator, client_env: dict[str, str]) -> None:
-    # A URL with the username uv needs, and uv told to ask keyring: nothing left to warn about.
-    env = signed_in(dict(client_env, UV_KEYRING_PROVIDER="subprocess"))
+    # A URL with the username uv needs, uv and pip told to ask keyring (pip's default `auto`
+    # is off under the suite's PIP_NO_INPUT): nothing left to warn about.
+    env = signed_in(
+        dict(client_env, UV_KEYRING_PROVIDER="subprocess", PIP_KEYRING_PROVIDER="subprocess")
+    )
     done = doctor(sim, env, with_user(world.SHARED_INDEX, "VssSessionToken"))
 
     assert done.code == 0, done.out + done.err
@@ -218,6 +221,26 @@ def test_wrong_tenant_names_az_login_with_the_feeds_tenant(
     assert first_fail(done.out).name == "source azure_cli", done.out
     assert step(done.out, "identity").mark == "FAIL"
     assert sim.count("exchange") == 0
+
+
+def test_wrong_tenant_json_carries_the_fix(sim: Simulator, client_env: dict[str, str]) -> None:
+    done = doctor(sim, signed_in(client_env), world.RELEASES_INDEX, "--json")
+    report = json.loads(done.out)
+    azure_cli = json_step(report, "source azure_cli")
+    assert azure_cli["status"] == "fail"
+    assert azure_cli["fix"] == f"run `az login --tenant {world.T_FABRIKAM}`"
+    # The identity step points at the fix that helps, not at a generic `az login`.
+    assert f"az login --tenant {world.T_FABRIKAM}" in json_step(report, "identity")["fix"]
+
+
+def test_pip_without_input_does_not_ask_keyring(sim: Simulator, client_env: dict[str, str]) -> None:
+    # The suite's client_env sets PIP_NO_INPUT=1, as CI images often do.
+    done = doctor(sim, signed_in(client_env), world.SHARED_INDEX)
+    pip = step(done.out, "pip")
+    assert pip.mark == "warn", done.out
+    assert "PIP_NO_INPUT" in pip.detail
+    assert "PIP_KEYRING_PROVIDER=import" in pip.text
+    assert done.code == 0  # a warning is not a failure: the feed accepted the credential
 
 
 # --- keyring: the one pip and uv run, and what shadows the backend ---------------------------
