@@ -198,7 +198,7 @@ def _apply_file(tool: str, plan: Plan, feed: Feed, name: str) -> bool:
     assert plan.path is not None  # noqa: S101 - only file plans get here
     path = plan.path
     before = path.read_text(encoding="utf-8") if path.is_file() else ""
-    after = _merge_uv(before, feed, name) if tool == "uv" else _merge_ini(before, plan.text)
+    after = _merge_uv(before, feed, name) if tool == "uv" else _merge_ini(before, plan.text, path)
     if after == before:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,10 +210,18 @@ def _apply_file(tool: str, plan: Plan, feed: Feed, name: str) -> bool:
     return True
 
 
-def _merge_ini(before: str, snippet: str) -> str:
+def _merge_ini(before: str, snippet: str, where: Path) -> str:
     """The snippet's keys set in an INI file; every other section and key kept."""
     current = configparser.ConfigParser(interpolation=None)
-    current.read_string(before)
+    try:
+        current.read_string(before)
+    except configparser.Error as exc:
+        from .cli import Failed
+
+        first = str(exc).splitlines()[0]
+        raise Failed(
+            f"cannot read {where} ({first}); fix it, or merge the lines above by hand"
+        ) from None
     wanted = configparser.ConfigParser(interpolation=None)
     wanted.read_string(snippet)
     changed = False

@@ -84,6 +84,8 @@ def extra_hosts(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     found: list[str] = []
     for name in EXTRA_HOSTS_VARS:
         for raw in env.get(name, "").split(";"):
+            if not raw.isascii():  # lower() folds homoglyphs (the Kelvin sign) into ASCII
+                continue
             entry = raw.strip().lower().rstrip(".")
             bare = entry[1:] if entry.startswith(".") else entry
             labels = bare.split(".")

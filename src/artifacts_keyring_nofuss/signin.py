@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -73,7 +74,7 @@ def load_record() -> Record | None:
     try:
         data = json.loads(raw.decode("utf-8"))
         record = Record(**{k: data[k] for k in Record.__dataclass_fields__})
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
         _log.debug("sign-in: ignoring an unreadable %s", RECORD_FILE)
         return None
     if not all(isinstance(v, str) and v for v in asdict(record).values()):
@@ -92,10 +93,18 @@ def _private_dir() -> Path:
 
 
 def save_record(record: Record) -> None:
+    """Written to a new 0600 file, then moved into place: an older file's looser mode (a
+    restored backup) must not survive, or load_record would ignore the record from then on."""
     path = _private_dir() / RECORD_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(asdict(record), handle)
+    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=".account-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(record), handle)
+        Path(staged).replace(path)
+    except BaseException:
+        with suppress(OSError):
+            Path(staged).unlink()
+        raise
 
 
 def forget() -> list[Path]:
@@ -104,6 +113,11 @@ def forget() -> list[Path]:
     removed: list[Path] = []
     if directory is None:
         return removed
+    if (directory / CACHE_FILE).exists() and (
+        sys.platform == "darwin" or sys.platform.startswith("linux")
+    ):
+        with suppress(Exception):  # empty the keychain / libsecret entry behind the file
+            _encrypted(directory / CACHE_FILE).save("{}")
     for name in (RECORD_FILE, CACHE_FILE, PLAIN_CACHE_FILE):
         path = directory / name
         for candidate in (path, path.with_name(path.name + ".lockfile")):
@@ -111,9 +125,6 @@ def forget() -> list[Path]:
                 candidate.unlink()
                 if candidate == path:
                     removed.append(path)
-    if sys.platform == "darwin" or sys.platform.startswith("linux"):
-        with suppress(Exception):  # the keychain / libsecret entry, when there is one
-            _encrypted(directory / CACHE_FILE).save("{}")
     return removed
 
 

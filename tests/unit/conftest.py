@@ -9,6 +9,13 @@ from .properties import LONG_RUN_MINIMUM, PROFILE, STATS
 
 # Variables that would let the developer's or CI's own setup leak into a unit test.
 _PREFIXES = ("ARTIFACTS_", "AZURE_", "VSS_", "NUGET_", "IDENTITY_", "MSI_", "IMDS_")
+# What Azure Pipelines and GitHub Actions set for a job, which identity sources read.
+_NAMES = (
+    "SYSTEM_ACCESSTOKEN",
+    "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +23,7 @@ def _isolated_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     for name in list(os.environ):
-        if name.startswith(_PREFIXES):
+        if name.startswith(_PREFIXES) or name in _NAMES:
             monkeypatch.delenv(name, raising=False)
     for name in (
         "HTTPS_PROXY",
@@ -33,6 +40,10 @@ def _isolated_environment(
     # Nor the real session-token cache, nor the real Azure CLI profile.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path_factory.mktemp("azure-config")))
+    # Nor the real `ak-nofuss login` record.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    # Nor anything in the real home: a Codespace's ~/ado-auth-helper, ~/.pypirc, ~/.azure.
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -10,13 +10,17 @@ import pytest
 from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
-from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource
+from artifacts_keyring_nofuss.identities.azure_identity import (
+    AzureIdentitySource,
+    workload_settings,
+)
 
 from .helpers import feed
 
 REQUEST = TokenRequest(feed=feed(), tenant=None, deadline=Deadline(30))
 CLIENT = "11111111-1111-1111-1111-111111111111"
 TENANT = "22222222-2222-2222-2222-222222222222"
+OTHER = "33333333-3333-3333-3333-333333333333"
 
 
 def _clean_env() -> dict[str, str]:
@@ -97,3 +101,92 @@ def test_a_missing_certificate_file_is_a_source_error(
     monkeypatch.setenv("AZURE_CLIENT_CERTIFICATE_PATH", str(tmp_path / "missing.pem"))
     with pytest.raises(SourceError):
         AzureIdentitySource().get_token(REQUEST)
+
+
+# ---------------------------------------------------------------- workload_settings
+
+
+def test_workload_settings_need_a_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_CLIENT_ID", "   ")
+    with pytest.raises(SourceError) as caught:
+        workload_settings(REQUEST, "Workload X")
+    assert str(caught.value) == (
+        "Workload X needs AZURE_CLIENT_ID: the client id of the app registration"
+    )
+
+
+def test_workload_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", f" {CLIENT} ")
+    monkeypatch.setenv("AZURE_TENANT_ID", f" {TENANT} ")
+    with_tenant = TokenRequest(feed=feed(), tenant=OTHER, deadline=Deadline(30))
+    assert workload_settings(with_tenant, "x") == (CLIENT, TENANT, None)
+
+
+def test_workload_settings_take_the_feeds_tenant_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", "  ")
+    with_tenant = TokenRequest(feed=feed(), tenant=OTHER, deadline=Deadline(30))
+    assert workload_settings(with_tenant, "x") == (CLIENT, OTHER, None)
+
+
+def test_workload_settings_without_any_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    with pytest.raises(SourceError) as caught:
+        workload_settings(REQUEST, "Workload X")
+    assert str(caught.value) == (
+        "Workload X needs AZURE_TENANT_ID (the feed did not name its tenant)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://login.microsoftonline.com", "https://login.microsoftonline.com"),
+        ("login.microsoftonline.com/", "https://login.microsoftonline.com"),
+        ("https://login.windows.net", "https://login.windows.net"),
+    ],
+)
+def test_workload_settings_pass_an_entra_authority_host(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", value)
+    assert workload_settings(REQUEST, "x") == (CLIENT, TENANT, expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://evil.com",
+        "http://login.microsoftonline.com",
+        "https://login.microsoftonline.com.evil.com",
+        "https://login.microsoftonline.com:8443",
+        "https://user@login.microsoftonline.com",
+        f"https://login.microsoftonline.com/{TENANT}",
+    ],
+)
+def test_workload_settings_refuse_another_authority_host(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", value)
+    with pytest.raises(SourceError, match="AZURE_AUTHORITY_HOST"):
+        workload_settings(REQUEST, "x")
+
+
+def test_the_source_refuses_another_authority_host_before_asking_anything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", "https://evil.com")
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "a-client-secret-value")
+    with pytest.raises(SourceError) as caught:
+        AzureIdentitySource().get_token(REQUEST)
+    assert "is not a Microsoft Entra login host" in str(caught.value)
+    assert "a-client-secret-value" not in str(caught.value)

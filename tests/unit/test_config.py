@@ -181,3 +181,115 @@ def test_az_timeout_refused(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
     monkeypatch.setenv(config.AZ_TIMEOUT_VAR, raw)
     with pytest.raises(ConfigError, match=config.AZ_TIMEOUT_VAR):
         config.az_timeout()
+
+
+# ---------------------------------------------------------------- the interactive sign-in
+
+
+@pytest.mark.parametrize("value", ["true", "True", " TRUE ", "1", "yes", "on"])
+def test_noninteractive(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NONINTERACTIVE_MODE", value)
+    assert config.noninteractive() is True
+
+
+@pytest.mark.parametrize("value", [None, "", "false", "0", "no", "off", "2", "truthy"])
+def test_interactive_unless_switched_off(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("ARTIFACTS_KEYRING_NONINTERACTIVE_MODE", value)
+    assert config.noninteractive() is False
+
+
+DEVICE_FLOW_VAR = "ARTIFACTS_CREDENTIALPROVIDER_DEVICEFLOWTIMEOUTSECONDS"
+
+
+def test_device_flow_timeout_default() -> None:
+    assert config.device_flow_timeout() == 90
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("5", 5), ("120", 120), (" 300 ", 300), ("3600", 3600), ("", 90)]
+)
+def test_device_flow_timeout(monkeypatch: pytest.MonkeyPatch, raw: str, expected: float) -> None:
+    monkeypatch.setenv(DEVICE_FLOW_VAR, raw)
+    assert config.device_flow_timeout() == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "4", "-90", "3601", "inf", "nan", "90s", "ninety"])
+def test_device_flow_timeout_refused(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv(DEVICE_FLOW_VAR, raw)
+    with pytest.raises(ConfigError) as caught:
+        config.device_flow_timeout()
+    assert str(caught.value).startswith(f"{DEVICE_FLOW_VAR}=")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("   ", None),
+        ("alice@contoso.com", "alice@contoso.com"),
+        ("  alice@contoso.com\n", "alice@contoso.com"),
+    ],
+)
+def test_login_hint(monkeypatch: pytest.MonkeyPatch, raw: str | None, expected: str | None) -> None:
+    if raw is not None:
+        monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_MSAL_LOGIN_HINT", raw)
+    assert config.login_hint() == expected
+
+
+AUTHORITY_VAR = "ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("  ", None),
+        (
+            f"https://login.microsoftonline.com/{TENANT}",
+            f"https://login.microsoftonline.com/{TENANT}",
+        ),
+        (
+            f" https://login.microsoftonline.com/{TENANT}/ ",
+            f"https://login.microsoftonline.com/{TENANT}",
+        ),
+        (
+            "https://login.microsoftonline.com/Contoso.onmicrosoft.com",
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        ),
+        ("https://login.microsoftonline.com", "https://login.microsoftonline.com/organizations"),
+        ("https://login.microsoftonline.com/common", "https://login.microsoftonline.com/common"),
+    ],
+)
+def test_msal_authority(
+    monkeypatch: pytest.MonkeyPatch, raw: str | None, expected: str | None
+) -> None:
+    if raw is not None:
+        monkeypatch.setenv(AUTHORITY_VAR, raw)
+    assert config.msal_authority() == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://evil.com/organizations",
+        f"https://login.microsoftonline.com.evil.com/{TENANT}",
+        f"http://login.microsoftonline.com/{TENANT}",
+        f"https://login.microsoftonline.com/{TENANT}?x=1",
+        f"https://login.microsoftonline.com/{TENANT}/oauth2",
+        "https://login.microsoftonline.com/consumers",
+        "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000",
+        f"login.microsoftonline.com/{TENANT}",
+        "organizations",
+    ],
+)
+def test_msal_authority_refused(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv(AUTHORITY_VAR, raw)
+    with pytest.raises(ConfigError) as caught:
+        config.msal_authority()
+    assert str(caught.value).startswith(f"{AUTHORITY_VAR}: ")

@@ -7,8 +7,10 @@ from hypothesis import strategies as st
 from artifacts_keyring_nofuss.endpoints import (
     DEFAULT_AUTHORITY,
     UntrustedEndpoint,
+    authority_host,
     authorization_endpoint,
     default_authorization_endpoint,
+    is_github_oidc_url,
     is_token_url,
     login_authority,
     valid_tenant,
@@ -427,3 +429,180 @@ def test_is_token_url_accepts(url: str) -> None:
 )
 def test_is_token_url_refuses(url: str) -> None:
     assert is_token_url(url) is False
+
+
+# ---------------------------------------------------------------- is_github_oidc_url
+
+OIDC = "https://pipelinesghubeus21.actions.githubusercontent.com/aBc123"
+OIDC_PATH = "/_apis/distributedtask/hubs/Actions/plans/p1/jobs/j1/idtoken"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{OIDC}{OIDC_PATH}?api-version=2.0",
+        f"{OIDC}{OIDC_PATH}",
+        f"{OIDC}{OIDC_PATH}?api-version=2.0&audience=x",
+        "https://vstoken.actions.githubusercontent.com/_apis/x?api-version=2.0",
+        "https://PIPELINES.Actions.GitHubUserContent.com/x",
+        "https://pipelines.actions.githubusercontent.com:443/x",
+        "https://pipelines.actions.githubusercontent.com",
+        "https://pipelines.actions.githubusercontent.com/",
+        # a query may say anything: it does not change where the request goes
+        "https://pipelines.actions.githubusercontent.com/x?next=https://evil.com/%2e%2e",
+    ],
+)
+def test_github_oidc_url_accepted(url: str) -> None:
+    assert is_github_oidc_url(url) is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://pipelinesghubeus21.actions.githubusercontent.com/aBc123{OIDC_PATH}",
+        f"ftp://pipelinesghubeus21.actions.githubusercontent.com/aBc123{OIDC_PATH}",
+        f"//pipelinesghubeus21.actions.githubusercontent.com/aBc123{OIDC_PATH}",
+        f"pipelinesghubeus21.actions.githubusercontent.com/aBc123{OIDC_PATH}",
+        # other hosts, lookalikes, the bare suffix, empty or odd labels
+        "https://evil.com/x",
+        "https://actions.githubusercontent.com/x",
+        "https://.actions.githubusercontent.com/x",
+        "https://a.b.actions.githubusercontent.com/x",
+        "https://-x.actions.githubusercontent.com/x",
+        "https://x-.actions.githubusercontent.com/x",
+        "https://x_y.actions.githubusercontent.com/x",
+        "https://xactions.githubusercontent.com/x",
+        "https://x.actionsgithubusercontent.com/x",
+        "https://x.actions.githubusercontent.co/x",
+        "https://x.actions.githubusercontent.com.evil.com/x",
+        "https://actions.githubusercontent.com.evil.com/x",
+        "https://x.actions.githubusercontent.com./x",
+        "https://x.actions.githubusercontent.com../x",
+        "https://githubusercontent.com/x",
+        "https://token.actions.githubusercontent.net/x",
+        "https://evil.com/x.actions.githubusercontent.com/",
+        "https://evil.com/?.actions.githubusercontent.com",
+        "https://evil.com?x.actions.githubusercontent.com/",
+        "https://evil.com#.actions.githubusercontent.com/",
+        "https://evil.com#@x.actions.githubusercontent.com/",
+        # userinfo, in either direction
+        "https://u@x.actions.githubusercontent.com/x",
+        "https://u:p@x.actions.githubusercontent.com/x",
+        "https://x.actions.githubusercontent.com@evil.com/x",
+        "https://x.actions.githubusercontent.com:443@evil.com/x",
+        # ports
+        "https://x.actions.githubusercontent.com:8443/x",
+        "https://x.actions.githubusercontent.com:444/x",
+        "https://x.actions.githubusercontent.com:0/x",
+        "https://x.actions.githubusercontent.com:/x",
+        "https://x.actions.githubusercontent.com:99999/x",
+        "https://x.actions.githubusercontent.com:x/x",
+        # backslashes: clients end the authority there
+        "https://evil.com\\.actions.githubusercontent.com/x",
+        "https://evil.com\\@x.actions.githubusercontent.com/x",
+        "https://x.actions.githubusercontent.com\\@evil.com/x",
+        "https://x.actions.githubusercontent.com\\x",
+        # percent-escapes in the host or the path
+        "https://%78.actions.githubusercontent.com/x",
+        "https://x.actions.githubusercontent%2ecom/x",
+        "https://evil.com%2f.actions.githubusercontent.com/x",
+        "https://evil.com%40x.actions.githubusercontent.com/x",
+        "https://x.actions.githubusercontent.com/%2e%2e/x",
+        "https://x.actions.githubusercontent.com/a%2Fb",
+        # odd paths, fragments
+        "https://x.actions.githubusercontent.com/../x",
+        "https://x.actions.githubusercontent.com/./x",
+        "https://x.actions.githubusercontent.com//x",
+        "https://x.actions.githubusercontent.com/x#frag",
+        # whitespace, control characters, unicode
+        " https://x.actions.githubusercontent.com/x",
+        "https://x.actions.githubusercontent.com/x ",
+        "https://x.actions.githubusercontent.com/x\n",
+        "https://x.actions.githubusercontent.com/x\r\nX-Injected: 1",
+        "https://x.actions.githubusercontent.com\x00.evil.com/x",
+        "https://x.\u0430ctions.githubusercontent.com/x",  # Cyrillic a
+        "https://x.actions.githubusercontent\u3002com/x",  # ideographic full stop
+        "https://x.actions.githubuser\u212aontent.com/x",  # Kelvin sign
+        # not hosts
+        "https://[::1]/x",
+        "https://127.0.0.1/x",
+        "https://",
+        "",
+        "https://x.actions.githubusercontent.com/" + "a" * 600,
+    ],
+)
+def test_github_oidc_url_refused(url: str) -> None:
+    assert is_github_oidc_url(url) is False
+
+
+# ---------------------------------------------------------------- authority_host
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", "\t\n"])
+def test_authority_host_unset(value: str | None) -> None:
+    assert authority_host(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://login.microsoftonline.com", "https://login.microsoftonline.com"),
+        ("https://login.microsoftonline.com/", "https://login.microsoftonline.com"),
+        ("login.microsoftonline.com", "https://login.microsoftonline.com"),
+        ("  https://login.microsoftonline.com  ", "https://login.microsoftonline.com"),
+        ("HTTPS://LOGIN.MICROSOFTONLINE.COM", "https://login.microsoftonline.com"),
+        ("https://login.microsoftonline.com:443", "https://login.microsoftonline.com"),
+        ("https://login.windows.net", "https://login.windows.net"),
+        ("https://login.microsoft.com/", "https://login.microsoft.com"),
+    ],
+)
+def test_authority_host_accepts_entra_login_hosts(value: str, expected: str) -> None:
+    assert authority_host(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://login.microsoftonline.com",
+        "ftp://login.microsoftonline.com",
+        "https://evil.com",
+        "evil.com",
+        "https://login.microsoftonline.com.evil.com",
+        "https://evil-login.microsoftonline.com",
+        "https://x.login.microsoftonline.com",
+        "https://login.microsoftonline.com./",
+        "https://login.microsoftonline.us",
+        "https://localhost",
+        "https://127.0.0.1",
+        "https://[::1]",
+        f"https://login.microsoftonline.com/{TENANT}",
+        "https://login.microsoftonline.com/organizations",
+        "https://login.microsoftonline.com/..",
+        "https://login.microsoftonline.com//",
+        "https://login.microsoftonline.com:8443",
+        "https://login.microsoftonline.com:0",
+        "https://login.microsoftonline.com:x",
+        "https://user@login.microsoftonline.com",
+        "https://login.microsoftonline.com@evil.com",
+        "https://evil.com@login.microsoftonline.com",
+        "https://evil.com\\@login.microsoftonline.com",
+        "https://login.microsoftonline.com\\@evil.com",
+        "https://login.microsoftonline.com\\",
+        "https://login%2emicrosoftonline.com",
+        "https://login.microsoftonline.com%2f@evil.com",
+        "https://login.microsoftonline.com/%2e%2e",
+        "https://login.microsoftonline.com?x=1",
+        "https://login.microsoftonline.com#x",
+        "https://l\u043egin.microsoftonline.com",  # Cyrillic o
+        "https://log\u212ain.microsoftonline.com",  # Kelvin sign
+        "https://login.microsoftonline.com\x00.evil.com",
+        "https://login.micro softonline.com",
+        "//login.microsoftonline.com",
+        "https://",
+        "https://" + "a" * 600 + ".com",
+    ],
+)
+def test_authority_host_refuses_anything_else(value: str) -> None:
+    with pytest.raises(UntrustedEndpoint) as caught:
+        authority_host(value)
+    assert "AZURE_AUTHORITY_HOST" in str(caught.value)

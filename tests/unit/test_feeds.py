@@ -7,7 +7,18 @@ import urllib3
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from artifacts_keyring_nofuss.feeds import READ_SCOPE, WRITE_SCOPE, Feed, parse_feed_url
+from artifacts_keyring_nofuss.feeds import (
+    EXTRA_HOSTS_VARS,
+    READ_SCOPE,
+    WRITE_SCOPE,
+    Feed,
+    extra_hosts,
+    parse_feed_url,
+    prefix_match,
+    same_feed,
+)
+
+from .helpers import feed
 
 GUID = "0d1e1b0f-3e8e-4a7b-9a6b-1234567890ab"
 
@@ -454,3 +465,341 @@ def test_index_url_names_the_same_feed_for_reading(service: str, index: str) -> 
 )
 def test_index_url_of_a_feed_built_directly(feed: Feed, index: str) -> None:
     assert feed.index_url == index
+
+
+# ---------------------------------------------------------------- extra_hosts
+
+HOSTS_VAR = "ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS"
+
+
+@pytest.mark.parametrize("name", EXTRA_HOSTS_VARS)
+def test_each_spelling_of_the_extra_hosts_setting_is_read(name: str) -> None:
+    assert extra_hosts({name: "ads.example.com"}) == ("ads.example.com",)
+
+
+def test_extra_hosts_from_every_spelling_together() -> None:
+    env = {
+        "ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS": "a.example.com",
+        "NUGET_CREDENTIALPROVIDER_VSTS_HOSTS": "b.example.com",
+        "NUGET_CREDENTIALPROVIDER_HOSTS": ".c.example.com",
+    }
+    assert extra_hosts(env) == ("a.example.com", "b.example.com", ".c.example.com")
+
+
+def test_extra_hosts_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert extra_hosts() == ()
+    monkeypatch.setenv("NUGET_CREDENTIALPROVIDER_HOSTS", "ads.example.com;.corp.example")
+    assert extra_hosts() == ("ads.example.com", ".corp.example")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ads.example.com", ("ads.example.com",)),
+        (" Ads.Example.COM ", ("ads.example.com",)),
+        ("ads.example.com.", ("ads.example.com",)),
+        ("ads.example.com\n", ("ads.example.com",)),
+        (".corp.example", (".corp.example",)),
+        (".corp.example.", (".corp.example",)),
+        ("a.example.com;b.example.com", ("a.example.com", "b.example.com")),
+        ("a.example.com; ;;b.example.com;", ("a.example.com", "b.example.com")),
+        ("tfs-01.corp.example", ("tfs-01.corp.example",)),
+        ("xn--80ak6aa92e.com", ("xn--80ak6aa92e.com",)),
+    ],
+)
+def test_extra_hosts_accepted(raw: str, expected: tuple[str, ...]) -> None:
+    assert extra_hosts({HOSTS_VAR: raw}) == expected
+
+
+EXTRA_HOSTS_JUNK = [
+    "",
+    " ",
+    ";",
+    ".",
+    "..",
+    "com",
+    ".com",
+    "localhost",
+    ".localhost",
+    "*",
+    "*.example.com",
+    ".*.example.com",
+    "*example.com",
+    "evil.com\\@x",
+    "evil.com\\@ads.example.com",
+    "user@ads.example.com",
+    "ads.example.com@evil.com",
+    "ads.example.com:8080",
+    "https://ads.example.com",
+    "ads.example.com/tfs",
+    "ads.example.com?x",
+    "ads.example.com#x",
+    "a..b",
+    "a..b.com",
+    "..example.com",
+    ".example..com",
+    "-ads.example.com",
+    "ads-.example.com",
+    "ads_x.example.com",
+    "ads example.com",
+    "ads.example.com\x00.evil.com",
+    "ads.ex%61mple.com",
+    "[::1]",
+    "ex\u0430mple.com",  # Cyrillic a
+    "\uff45xample.com",  # fullwidth e
+    "ex\u212aample.com",  # Kelvin sign: lower() would make it ASCII "exkample.com"
+    "example\u3002com",  # ideographic full stop
+    "a" * 64 + ".com",
+]
+
+
+@pytest.mark.parametrize("raw", EXTRA_HOSTS_JUNK, ids=lambda s: repr(s)[:40])
+def test_extra_hosts_drop_anything_but_plain_dns_names(raw: str) -> None:
+    assert extra_hosts({HOSTS_VAR: raw}) == ()
+
+
+@pytest.mark.parametrize("raw", EXTRA_HOSTS_JUNK, ids=lambda s: repr(s)[:40])
+def test_junk_next_to_a_good_entry_drops_only_the_junk(raw: str) -> None:
+    env = {HOSTS_VAR: f"{raw};ads.example.com"}
+    assert extra_hosts(env) == ("ads.example.com",)
+
+
+@pytest.mark.parametrize("raw", EXTRA_HOSTS_JUNK, ids=lambda s: repr(s)[:40])
+def test_a_junk_entry_never_makes_another_host_a_feed(raw: str) -> None:
+    hosts = extra_hosts({HOSTS_VAR: raw})
+    for host in ("evil.com", "pypi.org", "example.com", "x.evil.com", "a.b"):
+        service = f"https://{host}/org/_packaging/feed/pypi/simple/"
+        assert parse_feed_url(service, hosts=hosts) is None, (raw, host)
+
+
+# ---------------------------------------------------------------- feeds on declared hosts
+
+DECLARED = ("ads.example.com", ".corp.example")
+
+
+# (service string, host, org, project, feed, view, write)
+# fmt: off
+ON_DECLARED_HOSTS: list[tuple[str, str, str, str | None, str, str | None, bool]] = [
+    # Azure DevOps Server: virtual directory and collection stand for the organisation
+    ("https://ads.example.com/tfs/DefaultCollection/Project1/_packaging/feed/pypi/simple/",
+     "ads.example.com", "tfs/defaultcollection", "Project1", "feed", None, False),
+    ("https://ads.example.com/tfs/DefaultCollection/Project1/_packaging/feed@Release/pypi/upload/",
+     "ads.example.com", "tfs/defaultcollection", "Project1", "feed", "Release", True),
+    ("https://ads.example.com:8443/tfs/DefaultCollection/Project1/_packaging/feed/pypi/simple/",
+     "ads.example.com:8443", "tfs/defaultcollection", "Project1", "feed", None, False),
+    ("https://ads.example.com/a/b/Collection/Project1/_packaging/feed/pypi/simple/",
+     "ads.example.com", "a/b/collection", "Project1", "feed", None, False),
+    # a collection without a virtual directory, with or without a project
+    ("https://ads.example.com/DefaultCollection/Project1/_packaging/feed/pypi/simple/",
+     "ads.example.com", "defaultcollection", "Project1", "feed", None, False),
+    ("https://ads.example.com/DefaultCollection/_packaging/feed/pypi/simple/",
+     "ads.example.com", "defaultcollection", None, "feed", None, False),
+    # any subdomain of a `.suffix` entry
+    ("https://tfs.corp.example/Org/_packaging/feed/pypi/simple/",
+     "tfs.corp.example", "org", None, "feed", None, False),
+    ("https://a.b.corp.example/Org/Proj/_packaging/feed/pypi/simple/",
+     "a.b.corp.example", "org", "Proj", "feed", None, False),
+    ("https://u:p@ADS.example.com./tfs/C/P/_packaging/feed/pypi/simple/?q#f",
+     "ads.example.com", "tfs/c", "P", "feed", None, False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("service", "host", "org", "project", "name", "view", "write"), ON_DECLARED_HOSTS
+)
+def test_feeds_on_declared_hosts(
+    service: str,
+    host: str,
+    org: str,
+    project: str | None,
+    name: str,
+    view: str | None,
+    write: bool,
+) -> None:
+    found = parse_feed_url(service, hosts=DECLARED)
+    assert found is not None
+    assert (found.host, found.org, found.project, found.feed, found.view, found.write) == (
+        host,
+        org,
+        project,
+        name,
+        view,
+        write,
+    )
+    assert found.org_in_path is True
+    assert "@" not in urlsplit(found.url).netloc
+    assert found.url.startswith(f"https://{host}/")
+
+
+@pytest.mark.parametrize("service", [row[0] for row in ON_DECLARED_HOSTS])
+def test_index_url_on_a_declared_host_names_the_same_feed(service: str) -> None:
+    found = parse_feed_url(service, hosts=DECLARED)
+    assert found is not None
+    again = parse_feed_url(found.index_url, hosts=DECLARED)
+    assert again is not None
+    same = ("host", "org", "project", "feed", "view")
+    assert [getattr(again, f) for f in same] == [getattr(found, f) for f in same]
+    assert again.write is False
+
+
+def test_azure_devops_server_index_url() -> None:
+    found = parse_feed_url(
+        "https://ads.example.com/tfs/DefaultCollection/Project1/_packaging/feed/pypi/upload/",
+        hosts=DECLARED,
+    )
+    assert found is not None
+    assert found.index_url == (
+        "https://ads.example.com/tfs/defaultcollection/Project1/_packaging/feed/pypi/simple/"
+    )
+    assert found.label == "tfs/defaultcollection/Project1/feed"
+
+
+def test_declared_hosts_come_from_the_environment_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = "https://ads.example.com/tfs/DefaultCollection/P/_packaging/feed/pypi/simple/"
+    assert parse_feed_url(service) is None
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS", "ads.example.com")
+    found = parse_feed_url(service)
+    assert found is not None
+    assert found.org == "tfs/defaultcollection"
+
+
+def test_declared_hosts_do_not_change_the_azure_devops_hosts() -> None:
+    found = parse_feed_url(
+        "https://contoso.pkgs.visualstudio.com/_packaging/feed/pypi/simple/", hosts=DECLARED
+    )
+    assert found is not None
+    assert (found.org, found.org_in_path) == ("contoso", False)
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        # not declared, or declared only as a suffix
+        "https://other.example.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://corp.example/Org/_packaging/feed/pypi/simple/",
+        "https://xcorp.example/Org/_packaging/feed/pypi/simple/",
+        "https://tfs.corp.example.evil.com/Org/_packaging/feed/pypi/simple/",
+        "https://ads.example.com.evil.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://xads.example.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://sub.ads.example.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        # the authority tricks that fail on Azure DevOps hosts fail here too
+        "https://evil.com\\@ads.example.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://ads.example.com@evil.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://ads.example.com\\@evil.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://evil.com#@ads.example.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://ads.ex%61mple.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://ads.ex\u0430mple.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        "http://ads.example.com/tfs/C/P/_packaging/feed/pypi/simple/",
+        # no organisation, or _packaging too deep
+        "https://ads.example.com/_packaging/feed/pypi/simple/",
+        "https://ads.example.com/",
+        "https://ads.example.com/tfs/DefaultCollection/",
+        "https://ads.example.com/a/b/c/d/e/_packaging/feed/pypi/simple/",
+        # odd path segments
+        "https://ads.example.com/tfs/../P/_packaging/feed/pypi/simple/",
+        "https://ads.example.com/tfs/%2e%2e/P/_packaging/feed/pypi/simple/",
+        "https://ads.example.com/tfs/C%0A/P/_packaging/feed/pypi/simple/",
+        "https://ads.example.com/.tfs/C/P/_packaging/feed/pypi/simple/",
+        "https://ads.example.com/tfs/C%2FP/_packaging/feed/pypi/simple/",
+    ],
+)
+def test_not_feeds_on_declared_hosts(service: str) -> None:
+    assert parse_feed_url(service, hosts=DECLARED) is None
+
+
+# ---------------------------------------------------------------- same_feed, prefix_match
+
+SAME = feed("https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple/")
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso/proj/_packaging/feed/pypi/simple/",
+        "HTTPS://PKGS.DEV.AZURE.COM/CONTOSO/PROJ/_PACKAGING/FEED/PYPI/SIMPLE/",
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple",
+        "https://VssSessionToken@pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple",
+        "https://user:pw@pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/nuget/v3/index.json",
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/upload/",
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed@Release/pypi/simple/",
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed@Local/nuget/v3/index.json",
+        "https://pkgs.dev.azure.com:443/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        # not a feed URL: the official provider's URI-prefix rule
+        "https://pkgs.dev.azure.com/contoso/",
+        "https://pkgs.dev.azure.com/Contoso/Proj/",
+        " https://pkgs.dev.azure.com/contoso/ ",
+    ],
+)
+def test_same_feed(endpoint: str) -> None:
+    assert same_feed(endpoint, SAME) is True
+
+
+def test_a_view_in_the_feed_asked_for_is_ignored_too() -> None:
+    viewed = feed("https://pkgs.dev.azure.com/contoso/Proj/_packaging/Feed@Prerelease/pypi/simple/")
+    assert same_feed("https://pkgs.dev.azure.com/contoso/Proj/_packaging/Feed/pypi/simple/", viewed)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Other/pypi/simple/",
+        "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed2/pypi/simple/",
+        "https://pkgs.dev.azure.com/Fabrikam/Proj/_packaging/Feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/Contoso/Other/_packaging/Feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/Contoso/_packaging/Feed/pypi/simple/",
+        "https://pkgs.codedev.ms/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "https://pkgs.dev.azure.com:8443/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "http://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "https://pkgs.dev.azure.com.evil.com/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "https://evil.com/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        "https://evil.com\\@pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple/",
+        # prefixes that do not lead to it
+        "https://pkgs.dev.azure.com/fabrikam/",
+        "http://pkgs.dev.azure.com/contoso/",
+        "pkgs.dev.azure.com/contoso/",
+        "https://evil.com/",
+        "*",
+        "",
+        " ",
+    ],
+)
+def test_not_the_same_feed(endpoint: str) -> None:
+    assert same_feed(endpoint, SAME) is False
+
+
+def test_same_feed_on_a_declared_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS", "ads.example.com")
+    server = feed("https://ads.example.com/tfs/DefaultCollection/P/_packaging/f/pypi/simple/")
+    assert same_feed("https://ads.example.com/tfs/defaultcollection/p/_packaging/F/pypi", server)
+    assert not same_feed("https://ads.example.com/tfs/Other/P/_packaging/f/pypi/simple/", server)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "matches"),
+    [
+        ("https://pkgs.dev.azure.com/", True),
+        ("https://pkgs.dev.azure.com/contoso", True),
+        ("HTTPS://PKGS.DEV.AZURE.COM/CONTOSO/", True),
+        ("  https://pkgs.dev.azure.com/contoso/proj/  ", True),
+        ("https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/simple/", True),
+        # the index URL of an upload URL counts, as the official provider sees the index
+        ("https://pkgs.dev.azure.com/contoso/proj/_packaging/feed/pypi/simple", True),
+        ("https://pkgs.dev.azure.com/fabrikam/", False),
+        ("https://pkgs.dev.azure.com/Contoso/Proj/_packaging/Other/", False),
+        ("http://pkgs.dev.azure.com/contoso/", False),
+        ("pkgs.dev.azure.com/contoso/", False),
+        ("https://user@pkgs.dev.azure.com/contoso/", False),
+        ("https://contoso.pkgs.visualstudio.com/", False),
+        ("", False),
+        (" ", False),
+    ],
+)
+def test_prefix_match(prefix: str, matches: bool) -> None:
+    upload = feed("https://user:pw@pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/upload/")
+    assert prefix_match(prefix, upload) is matches

@@ -44,14 +44,21 @@ def test_several_forced_names_keep_their_order() -> None:
     assert chain("interactive, azure_cli,interactive", "x") == ("interactive", "azure_cli")
 
 
-def test_each_source_loads_and_says_whether_it_needs_discovery() -> None:
+def test_each_source_loads_and_agrees_with_what_the_registry_says_of_it() -> None:
+    # The lookup plans from identities.GIVEN and KNOWS_IDENTITY without importing the sources.
+    assert {
+        "token",
+        "external_endpoints",
+        "access_token",
+        "pipeline",
+        "devops_pat",
+    } == identities.GIVEN
     for name in REGISTRY:
         source = load(name)
         assert source.name == name
-        assert source.needs_discovery is (name not in GIVEN)
-
-
-GIVEN = {"token", "external_endpoints", "access_token", "pipeline", "devops_pat"}
+        assert source.needs_discovery is (name not in identities.GIVEN)
+        if name not in identities.KNOWS_IDENTITY:
+            assert source.cache_identity() is None
 
 
 def test_every_default_source_is_registered() -> None:

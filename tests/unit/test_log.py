@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -265,3 +267,125 @@ def test_a_servers_words_cannot_drive_the_terminal(
     assert err.startswith("artifacts-keyring-nofuss: the token service said: denied")
     assert err.endswith(" Password:\n")
     assert all(c.isprintable() for c in err.rstrip("\n"))
+
+
+# ---------------------------------------------------------------- the official log file
+
+
+def _log_lines(path: Path) -> list[str]:
+    """The file's lines without their time stamp and process id."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    stamp = f" [{os.getpid()}] "
+    assert all(stamp in line for line in lines), lines
+    return [line.split(stamp, 1)[1] for line in lines]
+
+
+def test_the_log_file_gets_debug_lines_that_stderr_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "provider.log"
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    log.debug("step %s", "one")
+    assert capsys.readouterr() == ("", "")
+    assert _log_lines(path) == ["artifacts-keyring-nofuss [debug]: step one"]
+
+
+def test_warnings_go_to_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "provider.log"
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    log.warn("no credential for %s", "contoso/feed")
+    assert capsys.readouterr() == ("", "artifacts-keyring-nofuss: no credential for contoso/feed\n")
+    assert _log_lines(path) == ["artifacts-keyring-nofuss: no credential for contoso/feed"]
+
+
+def test_with_debug_on_too_each_line_is_in_both_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "provider.log"
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    monkeypatch.setenv(log.DEBUG_VAR, "1")
+    log.debug("first")
+    log.warn("second")
+    expected = ["artifacts-keyring-nofuss [debug]: first", "artifacts-keyring-nofuss: second"]
+    assert capsys.readouterr().err.splitlines() == expected
+    assert _log_lines(path) == expected
+
+
+def test_the_log_file_is_appended_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "provider.log"
+    path.write_text("an earlier line\n", encoding="utf-8")
+    path.chmod(0o600)
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    log.debug("later")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "an earlier line"
+    assert lines[1].endswith("artifacts-keyring-nofuss [debug]: later")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_the_log_file_is_created_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "provider.log"
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    log.debug("x")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_secrets_are_redacted_in_the_log_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "provider.log"
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    secret = user_jwt()
+    log.debug("got %s", secret)
+    log.warn("Authorization: Bearer %s, password=%s", secret, PAT)
+    log.debug("line one\nline two\x1b[2J")
+    text = path.read_text(encoding="utf-8")
+    assert secret not in text
+    assert PAT not in text
+    assert "\x1b" not in text
+    assert _log_lines(path) == [
+        "artifacts-keyring-nofuss [debug]: got <jwt redacted>",
+        "artifacts-keyring-nofuss: Authorization: Bearer <jwt redacted>, "
+        "password=<secret redacted>",
+        "artifacts-keyring-nofuss [debug]: line one line two?[2J",
+    ]
+
+
+@pytest.mark.parametrize("relative", ["provider.log", "logs/provider.log", "./provider.log"])
+def test_a_relative_log_path_is_ignored(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    relative: str,
+) -> None:
+    (tmp_path / "logs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(log.LOG_PATH_VAR, relative)
+    log.debug("step")
+    log.warn("warning")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["logs"]
+    assert capsys.readouterr().err == "artifacts-keyring-nofuss: warning\n"
+
+
+def test_an_unwritable_log_path_never_breaks_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(tmp_path / "file" / "provider.log"))
+    log.debug("step")
+    log.warn("still said")
+    assert capsys.readouterr().err == "artifacts-keyring-nofuss: still said\n"
+
+
+def test_the_log_file_follows_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(first))
+    log.debug("one")
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(second))
+    log.debug("two")
+    monkeypatch.delenv(log.LOG_PATH_VAR)
+    log.debug("three")
+    assert _log_lines(first) == ["artifacts-keyring-nofuss [debug]: one"]
+    assert _log_lines(second) == ["artifacts-keyring-nofuss [debug]: two"]

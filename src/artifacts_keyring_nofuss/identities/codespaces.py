@@ -56,12 +56,13 @@ class CodespacesSource:
             )
         except subprocess.TimeoutExpired:
             raise SourceError(
-                f"~/{HELPER_NAME} did not answer in {timeout:g} s; reload the Codespace window"
+                f"~/{HELPER_NAME} did not answer in {timeout:.0f} s; reload the Codespace window"
             ) from None
         except OSError as exc:
             raise SourceError(f"cannot run ~/{HELPER_NAME}: {exc.strerror}") from None
         if done.returncode != 0:
-            said = _log.printable(done.stderr.decode("utf-8", "replace").strip()[:200])
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            said = _log.printable(lines[0][:200]) if lines else ""
             raise SourceError(
                 f"~/{HELPER_NAME} failed ({said or f'exit {done.returncode}'}); sign in to Azure "
                 "DevOps in the Codespace's ADO extension"

@@ -1,0 +1,290 @@
+"""signin.py without msal's network: where the sign-in lives, the record of who signed in, the
+authority, and the terminal a device-code prompt would use."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from artifacts_keyring_nofuss import signin, store
+from artifacts_keyring_nofuss.errors import ConfigError
+
+from .helpers import TENANT, USER_OID
+
+OTHER_UID = 12345
+RECORD = signin.Record(
+    home_account_id=f"{USER_OID}.{TENANT}",
+    username="alice@contoso.com",
+    tenant=TENANT,
+    authority=f"https://login.microsoftonline.com/{TENANT}",
+)
+SRC = str(Path(signin.__file__).resolve().parents[1])
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and terminals")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data" / store.APP_DIR
+
+
+# ---------------------------------------------------------------- data_dir
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="the XDG layout")
+def test_data_dir_under_an_absolute_xdg_data_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert signin.data_dir() == tmp_path / "artifacts-keyring-nofuss"
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="the XDG layout")
+@pytest.mark.parametrize("xdg", ["", "relative/data", "."])
+def test_data_dir_never_relative_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, xdg: str
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", xdg)
+    monkeypatch.chdir(tmp_path)
+    assert signin.data_dir() == tmp_path / "home" / ".local" / "share" / "artifacts-keyring-nofuss"
+
+
+# ---------------------------------------------------------------- the record
+
+
+def test_no_record() -> None:
+    assert signin.load_record() is None
+
+
+@posix_only
+def test_a_record_round_trips_privately(data: Path) -> None:
+    signin.save_record(RECORD)
+    assert signin.load_record() == RECORD
+    assert _mode(data) == 0o700
+    assert _mode(data / "account.json") == 0o600
+    assert json.loads((data / "account.json").read_text(encoding="utf-8")) == {
+        "home_account_id": f"{USER_OID}.{TENANT}",
+        "username": "alice@contoso.com",
+        "tenant": TENANT,
+        "authority": f"https://login.microsoftonline.com/{TENANT}",
+    }
+
+
+def test_the_record_names_the_cache_identity() -> None:
+    assert RECORD.identity == f"interactive:{USER_OID}.{TENANT}"
+
+
+def test_saving_again_replaces_the_record(data: Path) -> None:
+    signin.save_record(RECORD)
+    bob = signin.Record("b.t", "bob@contoso.com", "t", "https://login.microsoftonline.com/t")
+    signin.save_record(bob)
+    assert signin.load_record() == bob
+
+
+@posix_only
+def test_a_loose_directory_is_made_private(data: Path) -> None:
+    data.mkdir(parents=True, mode=0o755)
+    data.chmod(0o755)
+    signin.save_record(RECORD)
+    assert _mode(data) == 0o700
+
+
+@posix_only
+def test_saving_over_a_loose_record_leaves_a_private_one(data: Path) -> None:
+    """A record restored from a backup (0644) is ignored on load; `ak-nofuss login` must leave
+    a record that the next lookup reads."""
+    data.mkdir(parents=True, mode=0o700)
+    (data / "account.json").write_text("{}", encoding="utf-8")
+    (data / "account.json").chmod(0o644)
+    signin.save_record(RECORD)
+    assert _mode(data / "account.json") == 0o600
+    assert signin.load_record() == RECORD
+
+
+def _plant(data: Path, content: str, mode: int = 0o600) -> Path:
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = data / "account.json"
+    path.write_text(content, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "not json",
+        "[]",
+        '"text"',
+        "{}",
+        '{"home_account_id": "x"}',
+        json.dumps({**RECORD.__dict__, "username": ""}),
+        json.dumps({**RECORD.__dict__, "tenant": None}),
+        json.dumps({**RECORD.__dict__, "authority": 42}),
+        '{"a": ' * 3000,  # nested deeper than the parser's recursion limit, in 15 kB
+    ],
+    ids=lambda c: repr(c)[:30],
+)
+def test_a_corrupt_record_is_ignored(data: Path, content: str) -> None:
+    _plant(data, content)
+    assert signin.load_record() is None
+
+
+def test_extra_keys_in_a_record_are_ignored(data: Path) -> None:
+    _plant(data, json.dumps({**RECORD.__dict__, "future": "field"}))
+    assert signin.load_record() == RECORD
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o666, 0o620])
+def test_a_record_others_can_read_or_write_is_ignored(data: Path, mode: int) -> None:
+    _plant(data, json.dumps(RECORD.__dict__), mode)
+    assert signin.load_record() is None
+
+
+@posix_only
+def test_a_record_owned_by_another_user_is_ignored(data: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+    path = _plant(data, json.dumps(RECORD.__dict__))
+    os.chown(path, OTHER_UID, OTHER_UID)
+    assert signin.load_record() is None
+
+
+@posix_only
+def test_a_record_that_is_a_link_is_ignored(data: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps(RECORD.__dict__), encoding="utf-8")
+    elsewhere.chmod(0o600)
+    data.mkdir(parents=True, mode=0o700)
+    (data / "account.json").symlink_to(elsewhere)
+    assert signin.load_record() is None
+
+
+# ---------------------------------------------------------------- forget
+
+
+def test_forget_removes_the_record_and_msals_caches(data: Path) -> None:
+    signin.save_record(RECORD)
+    for name in (
+        "msal_token_cache.bin",
+        "msal_token_cache.json",
+        "msal_token_cache.json.lockfile",
+    ):
+        (data / name).write_text("x", encoding="utf-8")
+    (data / "unrelated.txt").write_text("keep me", encoding="utf-8")
+    removed = signin.forget()
+    assert sorted(p.name for p in removed) == [
+        "account.json",
+        "msal_token_cache.bin",
+        "msal_token_cache.json",
+    ]
+    left = {p.name for p in data.iterdir()}
+    # Where the OS has a keyring, msal-extensions touches an empty signal file as it empties
+    # the keyring entry; nothing else may stay.
+    assert left - {"msal_token_cache.bin"} == {"unrelated.txt"}
+    if "msal_token_cache.bin" in left:
+        assert (data / "msal_token_cache.bin").stat().st_size == 0
+    assert signin.load_record() is None
+
+
+def test_forget_with_nothing_there(data: Path) -> None:
+    assert signin.forget() == []
+
+
+# ---------------------------------------------------------------- authority_for
+
+LOGIN = "https://login.microsoftonline.com"
+
+
+@pytest.mark.parametrize(
+    ("tenant", "expected"),
+    [
+        (TENANT, f"{LOGIN}/{TENANT}"),
+        ("contoso.onmicrosoft.com", f"{LOGIN}/contoso.onmicrosoft.com"),
+        (None, f"{LOGIN}/organizations"),
+        ("", f"{LOGIN}/organizations"),
+    ],
+)
+def test_authority_for(tenant: str | None, expected: str) -> None:
+    assert signin.authority_for(tenant) == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (f"{LOGIN}/{TENANT}", f"{LOGIN}/{TENANT}"),
+        (f" {LOGIN}/{TENANT}/ ", f"{LOGIN}/{TENANT}"),
+        (f"{LOGIN}/organizations", f"{LOGIN}/organizations"),
+        (f"{LOGIN}/common", f"{LOGIN}/common"),
+        (f"https://login.windows.net/{TENANT}", f"https://login.windows.net/{TENANT}"),
+    ],
+)
+def test_the_authority_override_wins(
+    monkeypatch: pytest.MonkeyPatch, override: str, expected: str
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY", override)
+    assert signin.authority_for(None) == expected
+    assert signin.authority_for("fabrikam.com") == expected
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        f"https://evil.com/{TENANT}",
+        f"http://login.microsoftonline.com/{TENANT}",
+        f"https://login.microsoftonline.com.evil.com/{TENANT}",
+        f"https://login.microsoftonline.com:8443/{TENANT}",
+        f"https://user@login.microsoftonline.com/{TENANT}",
+        f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token",
+        "https://login.microsoftonline.com/--tenant=x",
+        "login.microsoftonline.com/organizations",
+    ],
+)
+def test_an_untrusted_authority_override_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, override: str
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY", override)
+    with pytest.raises(ConfigError) as caught:
+        signin.authority_for(TENANT)
+    assert str(caught.value).startswith("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY: ")
+
+
+# ---------------------------------------------------------------- open_terminal
+
+
+def _run_detached(code: str) -> subprocess.CompletedProcess[str]:
+    """Python in a new session: no controlling terminal, whatever this test run has."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+@posix_only
+def test_no_terminal_without_a_controlling_terminal() -> None:
+    done = _run_detached(
+        "from artifacts_keyring_nofuss import signin\nprint(signin.open_terminal())\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "None\n"
+    assert done.stderr == ""
