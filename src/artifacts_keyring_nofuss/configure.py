@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class Plan:
     text: str  # what is printed: a file snippet or commands
     path: Path | None = None  # the file --write changes
     commands: list[list[str]] = field(default_factory=list)  # or the commands it runs
+    # command index -> given the program's path, is that step already done?
+    done_when: dict[int, Callable[[str], bool]] = field(default_factory=dict)
 
 
 def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
@@ -44,7 +47,7 @@ def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
     if plan.path is not None:
         changed = _apply_file(tool, plan, feed, index_name)
         out.write(f"# {'wrote' if changed else 'already there, unchanged:'} {plan.path}\n")
-    for command in plan.commands:
+    for number, command in enumerate(plan.commands):
         from .identities.azure_cli import find_on_path
 
         program = find_on_path((command[0],))
@@ -52,6 +55,10 @@ def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
             from .cli import Failed
 
             raise Failed(f"`{command[0]}` is not on PATH; run the commands above yourself")
+        check = plan.done_when.get(number)
+        if check is not None and check(program):
+            out.write(f"# already done: {' '.join(command)}\n")
+            continue
         done = subprocess.run([program, *command[1:]], stdin=subprocess.DEVNULL, check=False)
         if done.returncode != 0:
             from .cli import Failed
@@ -59,6 +66,31 @@ def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
             raise Failed(f"`{' '.join(command)}` failed (exit {done.returncode})")
         out.write(f"# ran: {' '.join(command)}\n")
     return 0
+
+
+def _succeeds(command: list[str]) -> bool:
+    try:
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _poetry_has_backend(program: str) -> bool:
+    """Can poetry's own interpreter import the backend? Its script's shebang names it (pipx,
+    uv tool and the official installer all make one); else ask `poetry self show`."""
+    try:
+        with Path(program).open("rb") as handle:
+            first = handle.readline(512)
+    except OSError:
+        first = b""
+    if first.startswith(b"#!"):
+        interpreter = first[2:].decode("utf-8", "replace").strip()
+        if Path(interpreter).is_absolute() and " " not in interpreter:
+            return _succeeds([interpreter, "-c", "import artifacts_keyring_nofuss.backend"])
+    return _succeeds([program, "self", "show", "artifacts-keyring-nofuss"])
 
 
 def _default_name(feed: Feed) -> str:
@@ -175,6 +207,7 @@ def _poetry(feed: Feed, name: str) -> Plan:
         "(in the project in the current directory)",
         text,
         commands=commands,
+        done_when={0: _poetry_has_backend},
     )
 
 
