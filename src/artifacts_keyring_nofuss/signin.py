@@ -201,9 +201,17 @@ class SignIn:
         return self._checked(result, timeout)
 
     def browser(self, timeout: float, login_hint: str | None) -> dict[str, Any]:
-        result = self.app.acquire_token_interactive(
-            [DEVOPS_SCOPE], prompt="select_account", login_hint=login_hint, timeout=int(timeout)
-        )
+        import msal
+
+        try:
+            result = self.app.acquire_token_interactive(
+                [DEVOPS_SCOPE],
+                prompt="select_account",
+                login_hint=login_hint,
+                timeout=max(1, int(timeout)),
+            )
+        except msal.BrowserInteractionTimeoutError:
+            result = {"error": "authorization_pending"}  # the same answer as a device code's
         return self._checked(result, timeout)
 
     def _checked(self, result: Any, timeout: float) -> dict[str, Any]:

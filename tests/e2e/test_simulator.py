@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -1127,3 +1128,334 @@ def test_msal_device_code_declined_and_expired(sim: Simulator,
     assert expired["error"] == "expired_token"
     assert expired["error_codes"] == [70019]
     assert app.get_accounts() == []
+
+
+# --- the authorize endpoint, the authorization code grant and the fake browser ---------------
+
+AUTHORIZE = f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/authorize"
+CODE_TOKEN = f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token"
+FAKE_BROWSER = Path(__file__).resolve().parent / "sim" / "bin" / "fake-browser"
+LOOPBACK = "http://localhost:49152"
+SIGN_IN_SCOPE = f"{world.DEVOPS_SCOPE} offline_access openid profile"
+
+
+def _pkce() -> tuple[str, str]:
+    """(verifier, S256 challenge)."""
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _authorize(http: requests.Session, challenge: str, url: str = AUTHORIZE,
+               **extra: str) -> requests.Response:
+    params = {"client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID, "response_type": "code",
+              "redirect_uri": LOOPBACK, "scope": SIGN_IN_SCOPE, "state": "st4te",
+              "nonce": "n0nce", "code_challenge": challenge, "code_challenge_method": "S256",
+              "prompt": "select_account", **extra}
+    return http.get(url, params={k: v for k, v in params.items() if v}, allow_redirects=False)
+
+
+def _sent_back(response: requests.Response) -> dict[str, str]:
+    """What a 302 to the redirect URI carries in its query."""
+    assert response.status_code == 302, response.text
+    location = response.headers["Location"]
+    assert location.startswith(f"{LOOPBACK}?")
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+
+
+def _redeem(http: requests.Session, code: str, verifier: str, url: str = CODE_TOKEN,
+            **extra: str) -> requests.Response:
+    form = {"grant_type": "authorization_code", "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+            "code": code, "redirect_uri": LOOPBACK, "code_verifier": verifier,
+            "scope": SIGN_IN_SCOPE, "client_info": "1", **extra}
+    return http.post(url, data=form)
+
+
+def _aadsts(response: requests.Response) -> tuple[str, list[int]]:
+    return response.json()["error"], response.json()["error_codes"]
+
+
+def test_authorize_sends_a_code_that_redeems_once_with_pkce(sim: Simulator,
+                                                           http: requests.Session) -> None:
+    sim.set_browser_user(world.BOB)
+    verifier, challenge = _pkce()
+    back = _sent_back(_authorize(http, challenge))
+    assert back["state"] == "st4te"
+    code = back["code"]
+    assert code in sim.issued_secrets()
+    (seen,) = sim.requests(kind="authorize")
+    assert (seen.status, seen.principal, seen.client_id, seen.extra["outcome"]) == (
+        302, world.BOB, world.ARTIFACTS_CREDPROVIDER_CLIENT_ID, "code")
+    assert "secret_in_url" not in seen.extra
+
+    done = _redeem(http, code, verifier)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    access = claims(body["access_token"])
+    assert (access["upn"], access["tid"], access["aud"], access["appid"]) == (
+        world.BOB, world.T_CONTOSO, world.DEVOPS_RESOURCE, world.ARTIFACTS_CREDPROVIDER_CLIENT_ID)
+    assert body["scope"].split() == [f"{world.DEVOPS_RESOURCE}/user_impersonation",
+                                     world.DEVOPS_SCOPE, "openid", "profile"]
+    assert body["refresh_token"] in sim.issued_secrets()
+    identity = claims(body["id_token"])
+    assert (identity["preferred_username"], identity["nonce"], identity["aud"]) == (
+        world.BOB, "n0nce", world.ARTIFACTS_CREDPROVIDER_CLIENT_ID)
+    assert json.loads(base64.urlsafe_b64decode(body["client_info"] + "==")) == {
+        "uid": world.USERS[world.BOB].oid, "utid": world.T_CONTOSO}
+    assert exchange(http, body["access_token"], {"scope": "vso.packaging"}).status_code == 200
+    # The refresh token works like any other user grant's.
+    refreshed = http.post(CODE_TOKEN, data={
+        "grant_type": "refresh_token", "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+        "refresh_token": body["refresh_token"], "scope": SIGN_IN_SCOPE})
+    assert claims(refreshed.json()["access_token"])["upn"] == world.BOB
+
+    again = _redeem(http, code, verifier)
+    assert (again.status_code, *_aadsts(again)) == (400, "invalid_grant", [54005])
+    grants = [(r.grant_type, r.status) for r in sim.requests(kind="token")]
+    assert grants == [("authorization_code", 200), ("refresh_token", 200),
+                      ("authorization_code", 400)]
+
+
+def test_authorization_code_is_bound_to_verifier_client_redirect_tenant_and_time(
+    sim: Simulator, http: requests.Session
+) -> None:
+    sim.set_browser_user(world.BOB)
+
+    def fresh() -> tuple[str, str]:
+        verifier, challenge = _pkce()
+        return _sent_back(_authorize(http, challenge))["code"], verifier
+
+    code, verifier = fresh()
+    wrong = _redeem(http, code, verifier[:-1] + ("A" if verifier[-1] != "A" else "B"))
+    assert _aadsts(wrong) == ("invalid_grant", [50148])
+    assert _aadsts(_redeem(http, code, verifier)) == ("invalid_grant", [54005])  # used up
+    code, verifier = fresh()
+    assert _aadsts(_redeem(http, code, "")) == ("invalid_grant", [50148])
+    code, verifier = fresh()
+    other_client = _redeem(http, code, verifier, client_id=world.AZURE_CLI_CLIENT_ID)
+    assert _aadsts(other_client) == ("invalid_grant", [70000])
+    assert _redeem(http, code, verifier).status_code == 200  # its own client still can
+    code, verifier = fresh()
+    moved = _redeem(http, code, verifier, redirect_uri="http://localhost:49153")
+    assert _aadsts(moved) == ("invalid_grant", [500112])
+    code, verifier = fresh()
+    elsewhere = _redeem(http, code, verifier, url=CODE_TOKEN.replace(world.T_CONTOSO,
+                                                                     world.T_FABRIKAM))
+    assert _aadsts(elsewhere) == ("invalid_grant", [700005])
+    code, verifier = fresh()
+    other_resource = _redeem(http, code, verifier, scope="https://management.core.windows.net//.default")
+    assert _aadsts(other_resource) == ("invalid_grant", [70000])
+    code, verifier = fresh()
+    with sim.state.lock:
+        sim.state.grants.auth_codes[code].expires_at = time.time() - 1
+    assert _aadsts(_redeem(http, code, verifier)) == ("invalid_grant", [70008])
+    assert _aadsts(_redeem(http, "1.SimNotACode", verifier)) == ("invalid_grant", [70000])
+    # Ten minutes, as Entra's codes.
+    code, _ = fresh()
+    assert 590 < sim.state.grants.auth_codes[code].expires_at - time.time() <= 600
+
+
+def test_authorize_redirect_uri_must_be_the_loopback(sim: Simulator,
+                                                     http: requests.Session) -> None:
+    sim.set_browser_user(world.BOB)
+    _, challenge = _pkce()
+    for refused in ("https://evil.example.com/", "http://localhost.evil.example:8080",
+                    "http://evil.example.com@localhost:8080", "https://localhost:8080",
+                    "http://10.0.0.1:8080", "http://localhost:8080/#x", ""):
+        page = _authorize(http, challenge, redirect_uri=refused or "")
+        assert page.status_code == 400, refused
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert "AADSTS50011" in page.text, refused
+        assert "Location" not in page.headers
+    for accepted in ("http://127.0.0.1:8400", "http://localhost", "http://localhost:8400/cb"):
+        answer = _authorize(http, challenge, redirect_uri=accepted)
+        assert answer.status_code == 302, accepted
+        assert answer.headers["Location"].startswith(f"{accepted}?code="), accepted
+    assert "AADSTS900144" in _authorize(http, challenge, client_id="").text
+    unknown = _authorize(http, challenge, url=AUTHORIZE.replace(world.T_CONTOSO, "nowhere.example"))
+    assert (unknown.status_code, "AADSTS90002" in unknown.text) == (400, True)
+    outcomes = [r.extra["outcome"] for r in sim.requests(kind="authorize")]
+    assert outcomes == ["error page AADSTS50011"] * 7 + ["code"] * 3 + [
+        "error page AADSTS900144", "error page AADSTS90002"]
+
+
+def test_authorize_without_a_signed_in_browser_and_other_answers(sim: Simulator,
+                                                                 http: requests.Session) -> None:
+    _, challenge = _pkce()
+    page = _authorize(http, challenge)  # nobody signed in (the baseline)
+    assert page.status_code == 200
+    assert "Sign in to your account" in page.text and 'name="passwd"' in page.text
+    assert "localhost" not in page.text
+    assert not sim.state.grants.auth_codes
+    silent = _sent_back(_authorize(http, challenge, prompt="none"))
+    assert (silent["error"], silent["state"]) == ("login_required", "st4te")
+    assert silent["error_description"].startswith("AADSTS50058:")
+
+    sim.set_browser_user(world.BOB)
+    assert _authorize(http, challenge, login_hint=world.ALICE).status_code == 200  # not him
+    assert _authorize(http, challenge, prompt="login").status_code == 200
+    assert "code" in _sent_back(_authorize(http, challenge, login_hint=world.BOB.upper()))
+    guest = _sent_back(_authorize(http, challenge, url=AUTHORIZE.replace(world.T_CONTOSO,
+                                                                         world.T_FABRIKAM)))
+    assert guest["error_description"].startswith("AADSTS50020:")
+    assert _sent_back(_authorize(http, challenge, response_type="token"))["error"] == (
+        "unsupported_response_type")
+    two = _sent_back(_authorize(http, challenge,
+                                scope=f"{world.DEVOPS_SCOPE} https://graph.microsoft.com/.default"))
+    assert two["error"] == "invalid_scope"
+
+    sim.set_browser_user(world.BOB, consent=False)
+    declined = _sent_back(_authorize(http, challenge))
+    assert (declined["error"], declined["state"]) == ("access_denied", "st4te")
+    assert declined["error_description"].startswith("AADSTS65004:")
+    assert _sent_back(_authorize(http, challenge, prompt="none"))["error"] == "consent_required"
+
+    sim.set_browser_user(world.ALICE)
+    posted = _authorize(http, challenge, response_mode="form_post")
+    assert posted.status_code == 200
+    assert f'action="{LOOPBACK}"' in posted.text
+    assert 'name="state" value="st4te"' in posted.text
+    assert re.search(r'name="code" value="1\.Sim[\w-]+"', posted.text)
+    fragment = _authorize(http, challenge, response_mode="fragment")
+    assert fragment.headers["Location"].startswith(f"{LOOPBACK}#code=")
+    with pytest.raises(KeyError):
+        sim.set_browser_user("mallory@contoso.com")
+    sim.set_browser_user(None)
+    assert _authorize(http, challenge).status_code == 200
+    sim.reset()
+    assert sim.state.knobs.browser.user is None
+
+
+class _Loopback:
+    """A stand-in for an application's loopback server: records what arrives."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.seen: list[tuple[str, str, str]] = []
+        self.arrived = threading.Event()
+        seen, arrived = self.seen, self.arrived
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, body: str) -> None:
+                seen.append((self.command, self.path, body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                arrived.set()
+
+            def do_GET(self) -> None:
+                self._answer("")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                self._answer(self.rfile.read(length).decode())
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_fake_browser_delivers_the_answer_to_the_loopback(sim: Simulator,
+                                                          client_env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    sim.set_browser_user(world.BOB)
+    log = tmp_path / "browser.log"
+    env = {**client_env, "FAKE_BROWSER_LOG": str(log)}
+    _, challenge = _pkce()
+    loopback = _Loopback()
+    try:
+        def visit(**extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
+            params = {"client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+                      "response_type": "code", "scope": SIGN_IN_SCOPE, "state": "st4te",
+                      "redirect_uri": f"http://localhost:{loopback.port}/cb",
+                      "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+            url = f"{AUTHORIZE}?{urllib.parse.urlencode(params)}"
+            loopback.arrived.clear()
+            done = subprocess.run([str(FAKE_BROWSER), url], env=env, capture_output=True,
+                                  text=True, timeout=30, check=False)
+            return done, url
+
+        query, first = visit()
+        assert (query.returncode, query.stdout, query.stderr) == (0, "", "")
+        assert loopback.arrived.wait(10)
+        method, path, _ = loopback.seen[-1]
+        sent = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        assert (method, urllib.parse.urlsplit(path).path, sent["state"]) == ("GET", "/cb", "st4te")
+        assert sent["code"] in sim.issued_secrets()
+
+        posted, second = visit(response_mode="form_post")
+        assert (posted.returncode, posted.stderr) == (0, "")
+        assert loopback.arrived.wait(10)
+        method, path, body = loopback.seen[-1]
+        fields = dict(urllib.parse.parse_qsl(body))
+        assert (method, path, fields["state"]) == ("POST", "/cb", "st4te")
+        assert fields["code"] in sim.issued_secrets()
+
+        sim.set_browser_user(None)
+        stuck, third = visit()
+        assert (stuck.returncode, stuck.stderr) == (0, "")
+        assert not loopback.arrived.wait(2)  # the sign-in page: nothing reaches the application
+        assert len(loopback.seen) == 2
+        assert log.read_text().splitlines() == [first, second, third]
+        assert [r.extra["outcome"] for r in sim.requests(kind="authorize")] == [
+            "code", "code", "sign-in page"]
+        ua = sim.requests(kind="authorize")[0].user_agent
+        assert ua is not None and "fake-browser" in ua
+    finally:
+        loopback.close()
+
+
+MSAL_BROWSER_SIGN_IN = """
+import json, sys, msal
+app = msal.PublicClientApplication(sys.argv[1], authority=sys.argv[2])
+result = app.acquire_token_interactive([sys.argv[3]], prompt="select_account",
+                                       login_hint=sys.argv[4] or None, timeout=int(sys.argv[5]))
+claims = result.get("id_token_claims") or {}
+print(json.dumps({"ok": "access_token" in result, "error": result.get("error"),
+                  "user": claims.get("preferred_username"),
+                  "accounts": [a["username"] for a in app.get_accounts()]}))
+"""
+
+
+def _msal_browser_sign_in(env: dict[str, str], hint: str = "",
+                          timeout: int = 30) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", MSAL_BROWSER_SIGN_IN, world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+         f"https://login.microsoftonline.com/{world.T_CONTOSO}", world.DEVOPS_SCOPE, hint,
+         str(timeout)],
+        env=env, capture_output=True, text=True, timeout=timeout + 30, check=False)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_msal_interactive_sign_in_through_the_fake_browser(sim: Simulator,
+                                                           client_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    """MSAL as it is (form_post to its loopback server, PKCE, nonce) against the simulator."""
+    log = tmp_path / "browser.log"
+    env = {**client_env, "BROWSER": str(FAKE_BROWSER), "FAKE_BROWSER_LOG": str(log)}
+    env.pop("DISPLAY", None)
+    sim.set_browser_user(world.CAROL)
+    sim.add_guest(world.CAROL, world.T_CONTOSO)
+    assert _msal_browser_sign_in(env) == {
+        "ok": True, "error": None, "user": world.CAROL, "accounts": [world.CAROL]}
+    (url,) = log.read_text().splitlines()
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    assert url.startswith(f"{AUTHORIZE}?")
+    assert (params["response_mode"], params["code_challenge_method"]) == ("form_post", "S256")
+    assert params["redirect_uri"].startswith("http://localhost:")
+    codes = [(r.grant_type, r.status) for r in sim.requests(kind="token")]
+    assert codes == [("authorization_code", 200)]
+
+    sim.set_browser_user(world.BOB, consent=False)
+    assert _msal_browser_sign_in(env)["error"] == "access_denied"

@@ -3,12 +3,17 @@
 Covers what MSAL, azure-identity and the Azure CLI ask for: instance and tenant discovery,
 signing keys, user realm, the v1 and v2 token endpoints (password, refresh_token,
 client_credentials with a secret, a certificate assertion or a federated assertion, device
-code) and the device-code endpoint. Failures carry the standard OAuth error JSON with an
-AADSTS code, like the real service.
+code, authorization_code with PKCE), the device-code endpoint, and the v2 authorize endpoint
+as a browser that is already signed in sees it (`Knobs.browser`). Failures carry the standard
+OAuth error JSON with an AADSTS code, like the real service; the authorize endpoint answers
+them in the browser (an HTML page, or an error sent back to the redirect URI).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import secrets
 import time
 import urllib.parse
@@ -17,13 +22,18 @@ from typing import Any
 from . import jwts, tokens, world
 from .client_assertions import JWT_BEARER, check_certificate_assertion, check_federated_assertion
 from .credentials import presented
-from .httpserver import Request, Response, json_response, not_found
-from .oauth import OAuthError, oauth_error_response, resource_of_scope
-from .state import DeviceCode, RefreshGrant, SimState
+from .httpserver import Request, Response, json_response, not_found, text_response
+from .oauth import OAuthError, describe, oauth_error_response, resource_of_scope
+from .state import AUTH_CODE_LIFETIME, AuthCode, DeviceCode, RefreshGrant, SimState
 
 RESERVED_SCOPES = {"openid", "profile", "offline_access", "email"}
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 META_TENANTS = ("common", "organizations")
+# Public clients may use any port (and path) on the loopback, as Entra allows for
+# "http://localhost" registrations (RFC 8252 section 7.3).
+LOOPBACK_REDIRECT_HOSTS = ("localhost", "127.0.0.1")
+RESPONSE_MODES = ("query", "fragment", "form_post")
+NO_STORE = [("Cache-Control", "no-store, no-cache"), ("Pragma", "no-cache")]
 
 
 class Entra:
@@ -55,6 +65,9 @@ class Entra:
                                                          ["oauth2", "token"]):
                     request.note.kind = "token"
                     return self._token(request, tenant_seg, v1=rest == ["oauth2", "token"])
+                if request.method == "GET" and rest == ["oauth2", "v2.0", "authorize"]:
+                    request.note.kind = "authorize"
+                    return self._authorize(request, tenant_seg)
                 if request.method == "POST" and rest in (["oauth2", "v2.0", "devicecode"],
                                                          ["oauth2", "devicecode"]):
                     request.note.kind = "devicecode"
@@ -196,6 +209,8 @@ class Entra:
             return self._client_credentials(request, form, tenant, tenant_seg, client_id, v1)
         if grant in (DEVICE_CODE_GRANT, "device_code"):
             return self._device_code_grant(request, form, client_id, v1)
+        if grant == "authorization_code":
+            return self._auth_code_grant(request, form, tenant, client_id, v1)
         raise OAuthError(
             400, "unsupported_grant_type", 70003,
             f"The app requested an unsupported grant type '{grant}'.",
@@ -227,6 +242,7 @@ class Entra:
         request: Request,
         v1: bool,
         asked: str = "",
+        nonce: str | None = None,
     ) -> Response:
         with self.state.lock:
             lifetime = self.state.knobs.user_token_lifetime
@@ -254,7 +270,9 @@ class Entra:
             body["refresh_token"] = refresh
             secrets_out.append(refresh)
         if "openid" in reserved:
-            body["id_token"] = tokens.id_token(keys.entra, user, tid, client_id, lifetime)
+            body["id_token"] = tokens.id_token(
+                keys.entra, user, tid, client_id, lifetime, nonce
+            )
             secrets_out.append(body["id_token"])
         if request.form().get("client_info") == "1":
             body["client_info"] = tokens.client_info(user)
@@ -488,3 +506,278 @@ class Entra:
             user, tenant.id, client_id, resource, reserved, request, v1,
             "" if v1 else pending.scope,
         )
+
+    # --- authorize: the browser's leg of the authorization code flow ------------------------
+
+    def _authorize(self, request: Request, tenant_seg: str) -> Response:
+        """What a browser signed in as `Knobs.browser.user` sees: a redirect (or, with
+        response_mode=form_post, a page that posts itself) to the loopback redirect URI with a
+        code, or an error; the sign-in page when nobody is signed in (or another user is asked
+        for, or prompt=login); an error page when the request cannot be sent back."""
+        params = request.params()
+        client_id = params.get("client_id", "")
+        request.note.client_id = client_id or None
+        request.note.scope = params.get("scope") or None
+        redirect_uri = params.get("redirect_uri", "")
+        request.note.extra["response_mode"] = params.get("response_mode") or "query"
+        try:
+            tenant = self._tenant(tenant_seg)
+            if not client_id:
+                raise OAuthError(
+                    400, "invalid_request", 900144,
+                    "The request body must contain the following parameter: 'client_id'.",
+                )
+            if not _loopback_redirect(redirect_uri):
+                raise OAuthError(
+                    400, "invalid_request", 50011,
+                    f"The redirect URI '{redirect_uri}' specified in the request does not match "
+                    f"the redirect URIs configured for the application '{client_id}'. Make sure "
+                    "the redirect URI sent in the request matches one added to your application "
+                    "in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to "
+                    "learn more about how to fix this.",
+                )
+        except OAuthError as err:
+            request.note.extra["outcome"] = f"error page AADSTS{err.code}"
+            return _error_page(err)
+        # From here on, errors go back to the application, as the redirect URI is trusted.
+        mode = params.get("response_mode") or "query"
+        mode = mode if mode in RESPONSE_MODES else "query"
+        state = params.get("state")
+        try:
+            user, consent, tid = self._authorize_checks(params, tenant)
+            if user is None:
+                request.note.extra["outcome"] = "sign-in page"
+                return _sign_in_page(tenant_seg, params.get("login_hint", ""))
+            request.note.principal = user.upn
+            if not consent:
+                raise OAuthError(
+                    400, "access_denied", 65004, "User declined to consent to access the app.",
+                )
+        except OAuthError as err:
+            request.note.extra["outcome"] = f"error AADSTS{err.code}"
+            description = describe(err)[0]
+            return _auth_response(
+                redirect_uri, mode,
+                {"error": err.error, "error_description": description,
+                 "error_uri": f"https://{request.host}/error?code={err.code}", "state": state},
+            )
+        code = "1.Sim" + secrets.token_urlsafe(96)
+        challenge = params.get("code_challenge") or None
+        with self.state.lock:
+            self.state.grants.auth_codes[code] = AuthCode(
+                client_id=client_id.lower(),
+                redirect_uri=redirect_uri,
+                code_challenge=challenge,
+                challenge_method=params.get("code_challenge_method") or "plain",
+                scope=params.get("scope", ""),
+                upn=user.upn,
+                tenant=tid,
+                nonce=params.get("nonce"),
+                expires_at=time.time() + AUTH_CODE_LIFETIME,
+            )
+        self.state.remember(code)
+        request.note.extra["outcome"] = "code"
+        return _auth_response(
+            redirect_uri, mode, {"code": code, "state": state, "session_state": jwts.new_guid()}
+        )
+
+    def _authorize_checks(
+        self, params: dict[str, str], tenant: world.Tenant | None
+    ) -> tuple[world.User | None, bool, str]:
+        """(the user who signs in, or None for the sign-in page; whether they consent; the
+        tenant id the code is for). Raises OAuthError for what goes back as an error."""
+        response_type = params.get("response_type", "")
+        if response_type != "code":
+            raise OAuthError(
+                400, "unsupported_response_type", 700054,
+                f"response_type '{response_type}' is not enabled for the application.",
+            )
+        scope = params.get("scope", "")
+        if not scope.strip():
+            raise OAuthError(
+                400, "invalid_request", 900144,
+                "The request body must contain the following parameter: 'scope'.",
+            )
+        self._requested({"scope": scope}, v1=False)  # one resource only (AADSTS28000)
+        if params.get("code_challenge") and (
+            params.get("code_challenge_method") or "plain"
+        ) not in ("S256", "plain"):
+            raise OAuthError(
+                400, "invalid_request", 501491,
+                "Invalid code_challenge_method: only S256 and plain are supported.",
+            )
+        prompt = params.get("prompt", "").lower()
+        with self.state.lock:
+            upn, consent = self.state.knobs.browser.user, self.state.knobs.browser.consent
+        hint = params.get("login_hint", "").strip().lower()
+        if upn is None or (hint and hint != upn) or prompt == "login":
+            # Someone has to type a password: the browser of a test cannot.
+            if prompt == "none":
+                raise OAuthError(
+                    400, "login_required", 50058,
+                    "A silent sign-in request was sent but no user is signed in.",
+                )
+            return None, False, ""
+        user = world.USERS[upn]
+        target = tenant or world.TENANTS[user.tenant]
+        if not self.state.user_in_tenant(user.upn, target.id):
+            raise OAuthError(
+                400, "invalid_request", 50020,
+                f"User account '{{EmailHidden}}' from identity provider "
+                f"'https://sts.windows.net/{user.tenant}/' does not exist in tenant "
+                f"'{target.display_name}' and cannot access the application "
+                f"'{params.get('client_id', '')}' in that tenant.",
+            )
+        if not consent and prompt == "none":
+            raise OAuthError(
+                400, "consent_required", 65001,
+                "The user or administrator has not consented to use the application.",
+            )
+        return user, consent, target.id
+
+    def _auth_code_grant(
+        self, request: Request, form: dict[str, str], tenant: world.Tenant | None,
+        client_id: str, v1: bool,
+    ) -> Response:
+        code = form.get("code", "")
+        with self.state.lock:
+            grant = self.state.grants.auth_codes.get(code)
+            if grant is None:
+                raise OAuthError(
+                    400, "invalid_grant", 70000, "Provided grant is invalid or malformed.",
+                )
+            if grant.client_id != client_id.lower():
+                raise OAuthError(
+                    400, "invalid_grant", 70000,
+                    "Provided grant is invalid or malformed. The authorization code was issued "
+                    "to a different client.",
+                )
+            if grant.redeemed:
+                raise OAuthError(
+                    400, "invalid_grant", 54005,
+                    "OAuth2 Authorization code was already redeemed, please retry with a new "
+                    "valid code or use an existing refresh token.",
+                )
+            grant.redeemed = True  # any attempt by its client uses the code up
+        request.note.principal = grant.upn
+        if grant.expires_at <= time.time():
+            raise OAuthError(
+                400, "invalid_grant", 70008,
+                "The provided authorization code or refresh token has expired due to "
+                "inactivity. Send a new interactive authorization request for this user and "
+                "resource.",
+            )
+        if tenant is not None and tenant.id != grant.tenant:
+            raise OAuthError(
+                400, "invalid_grant", 700005,
+                "Provided Authorization Code is intended to use against other tenant, thus "
+                "rejected.",
+            )
+        if form.get("redirect_uri", "") != grant.redirect_uri:
+            raise OAuthError(
+                400, "invalid_grant", 500112,
+                f"The reply address '{form.get('redirect_uri', '')}' does not match the reply "
+                f"address '{grant.redirect_uri}' provided when requesting Authorization code.",
+            )
+        if grant.code_challenge is not None and not _pkce_matches(
+            grant.code_challenge, grant.challenge_method, form.get("code_verifier", "")
+        ):
+            raise OAuthError(
+                400, "invalid_grant", 50148,
+                "The code_verifier does not match the code_challenge supplied in the "
+                "authorization request for PKCE.",
+            )
+        granted, reserved = self._requested({"scope": grant.scope}, v1=False)
+        asked = "" if v1 else (form.get("scope") or grant.scope)
+        resource = granted
+        if v1 and form.get("resource"):
+            resource = form["resource"]
+        elif not v1 and form.get("scope"):
+            resource, _ = self._requested(form, v1=False)
+        if resource != granted:
+            raise OAuthError(
+                400, "invalid_grant", 70000,
+                "Provided grant is invalid or malformed. The authorization code was issued for "
+                "another resource.",
+            )
+        user = world.USERS[grant.upn]
+        return self._user_tokens(
+            user, grant.tenant, client_id, resource, reserved, request, v1, asked, grant.nonce,
+        )
+
+
+def _loopback_redirect(uri: str) -> bool:
+    """http://localhost[:port][/path] or http://127.0.0.1[:port][/path], nothing else."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "http"
+        and parts.hostname in LOOPBACK_REDIRECT_HOSTS
+        and "@" not in parts.netloc
+        and not parts.fragment
+    )
+
+
+def _pkce_matches(challenge: str, method: str, verifier: str) -> bool:
+    if not verifier:
+        return False
+    if method == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+        expected = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    else:
+        expected = verifier
+    return secrets.compare_digest(expected, challenge)
+
+
+def _auth_response(redirect_uri: str, mode: str, values: dict[str, str | None]) -> Response:
+    """The authorization response, as Entra sends it back through the browser."""
+    fields = [(k, v) for k, v in values.items() if v is not None]
+    if mode == "form_post":
+        inputs = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}" />'
+            for k, v in fields
+        )
+        page = (
+            "<html><head><title>Working...</title></head><body>"
+            f'<form method="POST" name="hiddenform" action="{html.escape(redirect_uri)}">'
+            f"{inputs}<noscript><p>Script is disabled. Click Submit to continue.</p>"
+            '<input type="submit" value="Submit" /></noscript></form>'
+            '<script language="javascript">document.forms[0].submit();</script>'
+            "</body></html>"
+        )
+        return text_response(200, page, "text/html; charset=utf-8", NO_STORE)
+    encoded = urllib.parse.urlencode(fields)
+    if mode == "fragment":
+        location = f"{redirect_uri}#{encoded}"
+    else:
+        location = f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{encoded}"
+    return text_response(
+        302, "Object moved", "text/html; charset=utf-8", [("Location", location), *NO_STORE]
+    )
+
+
+def _error_page(err: OAuthError) -> Response:
+    """An error Entra cannot send back to the application: shown in the browser."""
+    description = html.escape(describe(err)[0])
+    page = (
+        "<!DOCTYPE html><html><head><title>Sign in to your account</title></head><body>"
+        "<h1>Sign in</h1><p>Sorry, but we're having trouble signing you in.</p>"
+        f'<p id="error">{description}</p></body></html>'
+    )
+    return text_response(err.status, page, "text/html; charset=utf-8", NO_STORE)
+
+
+def _sign_in_page(tenant_seg: str, login_hint: str) -> Response:
+    """The page that asks for a user name and password: a test's browser stops here."""
+    action = f"/{urllib.parse.quote(tenant_seg)}/login"
+    page = (
+        "<!DOCTYPE html><html><head><title>Sign in to your account</title></head><body>"
+        f'<form name="f1" method="post" action="{html.escape(action)}"><h1>Sign in</h1>'
+        f'<input type="email" name="loginfmt" value="{html.escape(login_hint)}" />'
+        '<input type="password" name="passwd" />'
+        '<input type="submit" value="Next" /></form></body></html>'
+    )
+    return text_response(200, page, "text/html; charset=utf-8", NO_STORE)

@@ -32,7 +32,9 @@ class Record:
     """One request as the simulator saw it.
 
     kind: discovery (anonymous 401 on a feed host), index, download, upload, exchange,
-    token (Entra token endpoint or IMDS), devicecode, github_oidc (GitHub Actions' ID token
+    token (Entra token endpoint or IMDS), devicecode, authorize (Entra's authorize endpoint, as
+    a browser asks it; extra["outcome"] is "code", "sign-in page", "error AADSTS<n>" (sent back
+    to the redirect URI) or "error page AADSTS<n>"), github_oidc (GitHub Actions' ID token
     service), metadata (OpenID/instance discovery, keys, user realm), plain-index, other.
     auth_scheme: none, basic, bearer, or the scheme as sent (lower case).
     credential_kind: session, pat, pipeline (System.AccessToken), github-request

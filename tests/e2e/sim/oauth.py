@@ -17,13 +17,19 @@ class OAuthError(Exception):
         self.message = message
 
 
-def oauth_error_response(request: Request, err: OAuthError) -> Response:
+def describe(err: OAuthError) -> tuple[str, str, str, str]:
+    """(error_description, trace id, correlation id, timestamp) as Entra writes them."""
     trace, correlation = jwts.new_guid(), jwts.new_guid()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     description = (
         f"AADSTS{err.code}: {err.message} Trace ID: {trace} Correlation ID: {correlation} "
         f"Timestamp: {stamp}"
     )
+    return description, trace, correlation, stamp
+
+
+def oauth_error_response(request: Request, err: OAuthError) -> Response:
+    description, trace, correlation, stamp = describe(err)
     return json_response(
         err.status,
         {

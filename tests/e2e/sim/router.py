@@ -81,7 +81,7 @@ class Router:
             return "other"
         if host in world.LOGIN_HOSTS:
             last = segs[-1] if segs else ""
-            return last if last in ("token", "devicecode") else "metadata"
+            return last if last in ("token", "devicecode", "authorize") else "metadata"
         if is_feed_host(host):
             parsed = parse_path(request)
             if isinstance(parsed, FeedPath):

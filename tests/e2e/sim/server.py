@@ -22,6 +22,7 @@ from .httpserver import Listener, ipv6_usable
 from .log import Record
 from .router import IMDS, PLAIN_HTTP, WEB, Router, Services
 from .state import (
+    BrowserSession,
     DiscoveryOverride,
     Keys,
     PackageFile,
@@ -326,6 +327,19 @@ class Simulator:
             flow.interval = interval if interval is not None else flow.interval
             flow.expires_in = expires_in if expires_in is not None else flow.expires_in
 
+    def set_browser_user(self, upn: str | None, consent: bool = True) -> None:
+        """Who the browser is signed in to Entra as. With a user, the authorize endpoint sends
+        a code back to the (loopback) redirect URI at once (prompt=select_account picks that
+        user; a login_hint naming another user, or prompt=login, shows the sign-in page);
+        consent=False: the user declines (access_denied, AADSTS65004). None: the sign-in page,
+        which a test's browser never gets past."""
+        if upn is not None and upn.lower() not in USERS:
+            raise KeyError(f"no user {upn!r}")
+        with self.state.lock:
+            self.state.knobs.browser = BrowserSession(
+                upn.lower() if upn is not None else None, consent
+            )
+
     def add_pat(self, org: str, scope: str = "vso.packaging", label: str = "pat") -> str:
         """A personal access token for an org; valid until reset()."""
         token = hashlib.sha256(jwts.new_guid().encode()).hexdigest()[:52]
@@ -456,8 +470,8 @@ class Simulator:
 
     def count(self, kind: str) -> int:
         """discovery (anonymous 401s on feed hosts), exchange, token (Entra token endpoint and
-        IMDS), index, download, upload, devicecode, github_oidc, metadata, plain-index,
-        other."""
+        IMDS), index, download, upload, devicecode, authorize, github_oidc, metadata,
+        plain-index, other."""
         return len(self.state.log.select(kind=kind))
 
     def issued_secrets(self) -> set[str]:

@@ -48,6 +48,15 @@ class DeviceFlow:
 
 
 @dataclass
+class BrowserSession:
+    """Who the simulated browser is signed in to Entra as: None shows the sign-in page, which
+    a test's browser cannot get past. consent=False: the user declines the consent prompt."""
+
+    user: str | None = None
+    consent: bool = True
+
+
+@dataclass
 class Knobs:
     policies: dict[str, OrgPolicy] = field(default_factory=dict)
     discovery: dict[str, DiscoveryOverride] = field(default_factory=dict)
@@ -62,6 +71,7 @@ class Knobs:
     # (principal, org) -> role or None (no access); principal is a upn or a client id.
     rights: dict[tuple[str, str], str | None] = field(default_factory=dict)
     device_flow: DeviceFlow = field(default_factory=DeviceFlow)
+    browser: BrowserSession = field(default_factory=BrowserSession)
 
     def policy(self, org: str) -> OrgPolicy:
         return self.policies.setdefault(org.lower(), OrgPolicy())
@@ -112,12 +122,33 @@ class DeviceCode:
     polls: int = 0
 
 
+AUTH_CODE_LIFETIME = 600  # seconds, as Entra's authorization codes
+
+
+@dataclass
+class AuthCode:
+    """An authorization code from the authorize endpoint: bound to the client, redirect URI,
+    PKCE challenge and scope it was issued for, good once, for AUTH_CODE_LIFETIME seconds."""
+
+    client_id: str  # lower case
+    redirect_uri: str
+    code_challenge: str | None
+    challenge_method: str  # "S256" or "plain"
+    scope: str
+    upn: str
+    tenant: str  # the tenant id the code (and its tokens) are for
+    nonce: str | None
+    expires_at: float
+    redeemed: bool = False
+
+
 @dataclass
 class Grants:
     sessions: dict[str, SessionGrant] = field(default_factory=dict)
     pats: dict[str, PatGrant] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
     device_codes: dict[str, DeviceCode] = field(default_factory=dict)
+    auth_codes: dict[str, AuthCode] = field(default_factory=dict)
     github_requests: dict[str, GithubRequestGrant] = field(default_factory=dict)
 
 

@@ -99,9 +99,13 @@ def app_access_token(
     return jwts.sign(key, claims)
 
 
-def id_token(key: SigningKey, user: world.User, tid: str, client_id: str, lifetime: int) -> str:
+def id_token(
+    key: SigningKey, user: world.User, tid: str, client_id: str, lifetime: int,
+    nonce: str | None = None,
+) -> str:
+    """The v2 ID token; `nonce` is the authorize request's, which MSAL checks."""
     iat = jwts.now()
-    claims = {
+    claims: dict[str, Any] = {
         "aud": client_id,
         "iss": f"https://login.microsoftonline.com/{tid}/v2.0",
         "iat": iat,
@@ -114,6 +118,8 @@ def id_token(key: SigningKey, user: world.User, tid: str, client_id: str, lifeti
         "tid": tid,
         "ver": "2.0",
     }
+    if nonce is not None:
+        claims["nonce"] = nonce
     return jwts.sign(key, claims)
 
 
