@@ -203,6 +203,8 @@ class SignIn:
     def browser(self, timeout: float, login_hint: str | None) -> dict[str, Any]:
         import msal
 
+        # A RuntimeError subclass; older msal versions raise a plain RuntimeError.
+        timed_out = getattr(msal, "BrowserInteractionTimeoutError", RuntimeError)
         try:
             result = self.app.acquire_token_interactive(
                 [DEVOPS_SCOPE],
@@ -210,7 +212,7 @@ class SignIn:
                 login_hint=login_hint,
                 timeout=max(1, int(timeout)),
             )
-        except msal.BrowserInteractionTimeoutError:
+        except timed_out:
             result = {"error": "authorization_pending"}  # the same answer as a device code's
         return self._checked(result, timeout)
 
