@@ -52,8 +52,11 @@ class _Lookup:
         self.disk = store.open_store()
         # Sources load on first use: a warm lookup imports only the ones it asks.
         self._loaded: dict[str, identities.Source] = {}
-        self.given = [n for n in self.names if n in identities.GIVEN]
-        self.signed_in = [n for n in self.names if n not in identities.GIVEN]
+        # Tokens handed over, up to the first source that needs discovery, are asked before
+        # it (and before the cache); after that the chain goes in its order, a forced one too.
+        lead = next((i for i, n in enumerate(self.names) if n not in identities.GIVEN), None)
+        self.given = list(self.names if lead is None else self.names[:lead])
+        self.signed_in = [] if lead is None else list(self.names[lead:])
         # Who the first source that knows it would answer as, without asking it for a token:
         # the key under which a session token may already be waiting. (The other sources never
         # know it up front: application tokens are not cached, and the rest are keyed by the
@@ -283,11 +286,10 @@ class _Lookup:
             if not bearer.as_is:
                 _cache.bearers[bearer_key] = bearer
         _log.debug(
-            "%s: applies: token for %s (%s%s token, expires %s)",
+            "%s: applies: token for %s (%s token, expires %s)",
             name,
             bearer.who,
-            "given " if bearer.as_is else "",
-            "user" if bearer.user else "application",
+            "a handed-over" if bearer.as_is else "user" if bearer.user else "application",
             describe_time(bearer.expires_on),
         )
         if bearer.as_is or not bearer.user:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import termios
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
-from .helpers import run
+from .helpers import OUTPUTS, _credential_channel, run
 from .sim import world
 from .sim.azcli import AZ_BIN_DIR, az_login
 from .sim.server import Simulator
@@ -150,3 +157,94 @@ def importable(target: Path, env: Mapping[str, str], module: str) -> str:
     done = run([sys.executable, "-c", f"import {module}; print({module}.__version__)"], child)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class TerminalRun:
+    """A client run with a terminal of its own: what went to stdout, stderr (pipes, as pip and
+    uv give a keyring subprocess) and to the controlling terminal, and how long it took."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    terminal: str  # everything written to the terminal, "\r\n" read as "\n"
+    seconds: float
+
+
+def run_with_terminal(
+    cmd: Sequence[str | os.PathLike[str]],
+    env: Mapping[str, str],
+    timeout: float = 120,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+) -> TerminalRun:
+    """Run a client in a session of its own whose controlling terminal is a fresh pty, with
+    stdin from /dev/null and stdout and stderr captured through pipes: a person at a terminal
+    running pip or uv, which hide or hold back the keyring's stderr. Nobody types anything.
+
+    The outputs go to helpers.OUTPUTS for the secrets scan (the terminal included), except the
+    stdout of `keyring get` and `ak-nofuss token`, which is the credential. On timeout the
+    process group is killed and subprocess.TimeoutExpired raised."""
+    master, slave = os.openpty()
+    slave_name = os.ttyname(slave)
+
+    def take_the_terminal() -> None:  # in the child, after setsid() (start_new_session)
+        fd = os.open(slave_name, os.O_RDWR)
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+        os.close(fd)
+
+    chunks: list[bytes] = []
+    done_reading = threading.Event()
+
+    def read_terminal() -> None:
+        # Until the run is over: the pty's slave stays open here, so the child (and whatever
+        # it starts) may open /dev/tty at any time without the master seeing EIO.
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif done_reading.is_set():
+                break
+
+    reader = threading.Thread(target=read_terminal, name="pty-reader", daemon=True)
+    reader.start()
+    started = time.monotonic()
+    out, err = b"", b""
+    try:
+        process = subprocess.Popen(
+            [os.fspath(c) for c in cmd],
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=take_the_terminal,  # noqa: PLW1509 - the point: a controlling terminal
+        )
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            raise
+        finally:
+            seconds = time.monotonic() - started
+    finally:
+        done_reading.set()
+        reader.join(timeout=10)
+        os.close(slave)
+        os.close(master)
+        # Whatever was printed, even by a run that timed out, goes to the secrets scan.
+        terminal = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+        stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        OUTPUTS.extend((stderr, terminal))
+        if not _credential_channel(cmd):
+            OUTPUTS.append(stdout)
+    return TerminalRun(process.returncode, stdout, stderr, terminal, seconds)
+
