@@ -215,6 +215,7 @@ def test_the_log_path_gets_every_step_and_no_secret(
 ) -> None:
     log = tmp_path / "credprovider.log"
     env = signed_in(dict(client_env, ARTIFACTS_CREDENTIALPROVIDER_LOG_PATH=str(log)))
+    env.pop("ARTIFACTS_KEYRING_NOFUSS_DEBUG", None)  # the debug pass: this test is about the file
     done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # the log goes to the file, not to the terminal
