@@ -8,7 +8,6 @@ username is the customary `VssSessionToken`, the password always comes from keyr
 from __future__ import annotations
 
 import configparser
-import io
 import os
 import re
 import subprocess
@@ -257,26 +256,58 @@ def _merge_ini(before: str, snippet: str, where: Path) -> str:
         ) from None
     wanted = configparser.ConfigParser(interpolation=None)
     wanted.read_string(snippet)
+    lines = before.splitlines()
     changed = False
     for section in wanted.sections():
-        if not current.has_section(section):
-            current.add_section(section)
         for key, value in wanted.items(section):
-            new = value
+            new = value.strip()
             if key == "index-servers" and current.has_option(section, key):
                 names = current.get(section, key).split()
-                extra = [n for n in value.split() if n not in names]
+                extra = [n for n in new.split() if n not in names]
                 if not extra:
                     continue
-                new = "\n" + "\n".join(names + extra)
-            if current.get(section, key, fallback=None) != new:
-                current.set(section, key, new)
+                new = "\n".join(names + extra)
+            old = current.get(section, key, fallback=None) if current.has_section(section) else None
+            if old is None or old.strip() != new:
+                _set_line(lines, section, key, new)
                 changed = True
     if not changed:
         return before
-    buffer = io.StringIO()
-    current.write(buffer)
-    return buffer.getvalue()
+    return "\n".join(lines) + "\n"
+
+
+def _set_line(lines: list[str], section: str, key: str, value: str) -> None:
+    """Set one key in INI text, in place, leaving every other line (comments included) as it
+    was: configparser would rewrite the whole file."""
+    rendered = (
+        [f"{key} = {value}"]
+        if "\n" not in value
+        else [
+            f"{key} =",
+            *(f"    {part}" for part in value.splitlines()),
+        ]
+    )
+    header = re.compile(r"\s*\[\s*(.+?)\s*\]\s*$")
+    start = next(
+        (i for i, ln in enumerate(lines) if (m := header.match(ln)) and m.group(1) == section),
+        None,
+    )
+    if start is None:
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines += [f"[{section}]", *rendered]
+        return
+    end = next((i for i in range(start + 1, len(lines)) if header.match(lines[i])), len(lines))
+    pattern = re.compile(rf"\s*{re.escape(key)}\s*[=:]", re.IGNORECASE)
+    for i in range(start + 1, end):
+        if pattern.match(lines[i]):
+            stop = i + 1
+            while stop < end and lines[stop][:1].isspace() and lines[stop].strip():
+                stop += 1  # the value's continuation lines
+            lines[i:stop] = rendered
+            return
+    last = max((i for i in range(start, end) if lines[i].strip()), default=start)
+    lines[last + 1 : last + 1] = rendered
 
 
 def _merge_uv(before: str, feed: Feed, name: str) -> str:
