@@ -42,12 +42,14 @@ def _lookup(service: object) -> str | None:
         if feed is None:
             return None
         from . import log as _log
-        from .errors import NofussError
+        from .errors import AlreadySaid, NofussError
         from .lookup import credential
     except Exception:  # noqa: BLE001 - nothing may escape into the client
         return None
     try:
         return credential(feed).secret
+    except AlreadySaid as exc:
+        _log.debug("%s (said above)", exc)
     except NofussError as exc:
         _log.warn("%s", exc)
     except Exception as exc:  # noqa: BLE001 - nothing may escape into the client

@@ -211,13 +211,21 @@ def _poetry(feed: Feed, name: str) -> Plan:
 
 
 def _pdm(feed: Feed, name: str) -> Plan:
-    commands = [["pdm", "config", "--global", f"pypi.{name}.url", _index_url(feed)]]
+    commands = [["pdm", "config", "pypi.url", _index_url(feed)]]
     text = "\n".join(" ".join(c) for c in commands) + (
-        "\n# pdm asks keyring through the `keyring` package in its own environment, or the "
+        "\n# pdm imports keyring from its own environment: add the backend there (pdm self add "
+        "artifacts-keyring-nofuss); only when keyring is not importable there does it run the "
         "`keyring` command on PATH\n"
+        f"# to keep PyPI and search the feed as well: pdm config pypi.{name}.url "
+        f"{_index_url(feed)}\n"
         f"# to publish: pdm publish --repository {_upload_url(feed)} --username {USERNAME}\n"
     )
-    return Plan("pdm", "pdm asks keyring after the feed's 401", text, commands=commands)
+    return Plan(
+        "pdm",
+        "pdm asks keyring after the feed's 401 (pdm publish: before the upload)",
+        text,
+        commands=commands,
+    )
 
 
 PLANS = {"pip": _pip, "uv": _uv, "twine": _twine, "poetry": _poetry, "pdm": _pdm}

@@ -484,6 +484,13 @@ def _exchange(
         OK,
         f"session token with scope {feed.scope} until {describe_time(session.expires_on)}",
     )
+    # Kept where a lookup looks for it: the `keyring get` below, and pip's next run, are warm.
+    from . import lookup, store
+
+    disk = store.open_store()
+    if disk is not None:
+        source = identities.load(name)
+        lookup.keep(disk, found, feed, lookup.session_identity(name, source, token), session)
     return session
 
 

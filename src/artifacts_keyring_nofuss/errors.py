@@ -25,3 +25,8 @@ class ExchangeError(NofussError):
 
 class BearerRefused(ExchangeError):
     """The exchange refused this bearer (401): another identity source may do better."""
+
+
+class AlreadySaid(NofussError):
+    """The same failure, asked again within a minute in this process (twine and pdm ask with
+    get_credential, then get_password): the user has read the line once already."""

@@ -17,7 +17,7 @@ from . import config, discovery, endpoints, exchange, identities, store
 from . import log as _log
 from .cache import MemoryCache
 from .deadline import Deadline
-from .errors import BearerRefused, NofussError, SourceError
+from .errors import AlreadySaid, BearerRefused, NofussError, SourceError
 from .feeds import Feed
 from .identities.given import GivenTokenExpired
 from .tokens import REFRESH_MARGIN, Token, describe_time
@@ -35,7 +35,7 @@ def credential(feed: Feed) -> Token:
         failure_key = (feed.host, feed.org, feed.scope)
         earlier = _cache.recent_failure(failure_key)
         if earlier is not None:
-            raise NofussError(earlier)
+            raise AlreadySaid(earlier)
         try:
             return _Lookup(feed).run()
         except NofussError as exc:
@@ -314,7 +314,7 @@ class _Lookup:
         if name == self.identity_source and self.identity is not None:
             identity = self.identity
         else:
-            identity = source.cache_identity() or f"{name}:{bearer.identity}"
+            identity = session_identity(name, source, bearer)
         session_key = (found.authorization_endpoint, self.feed.scope, identity)
         session = _cache.fresh_session(session_key)
         if session is not None:
@@ -334,16 +334,30 @@ class _Lookup:
             _cache.bearers.pop(bearer_key, None)
             return None
         _cache.sessions[session_key] = session
-        if self.disk is not None and session.expires_on is not None:
-            self.disk.put_session(
-                store.session_key(found.authorization_endpoint, self.feed.scope, identity),
-                store.Entry(
-                    token=session.secret,
-                    expires_on=session.expires_on,
-                    org=self.feed.org,
-                    scope=self.feed.scope,
-                    identity=identity,
-                    who=session.who,
-                ),
-            )
+        if self.disk is not None:
+            keep(self.disk, found, self.feed, identity, session)
         return session
+
+
+def session_identity(name: str, source: identities.Source, bearer: Token) -> str:
+    """The cache key's identity: what the source says up front, else the token's own claims."""
+    return source.cache_identity() or f"{name}:{bearer.identity}"
+
+
+def keep(
+    disk: store.Store, found: discovery.Discovery, feed: Feed, identity: str, session: Token
+) -> None:
+    """Put a session token on disk, under the key the warm path looks for."""
+    if session.expires_on is None:
+        return
+    disk.put_session(
+        store.session_key(found.authorization_endpoint, feed.scope, identity),
+        store.Entry(
+            token=session.secret,
+            expires_on=session.expires_on,
+            org=feed.org,
+            scope=feed.scope,
+            identity=identity,
+            who=session.who,
+        ),
+    )

@@ -28,6 +28,7 @@ from .sim.server import Simulator
 
 REPO = Path(__file__).resolve().parents[2]
 POETRY = REPO / ".e2e" / "poetry" / "bin" / "poetry"
+PDM = REPO / ".e2e" / "pdm" / "bin" / "pdm"
 # The fake of the ado-codespaces-auth extension's helper (see its docstring).
 ADO_AUTH_HELPER = AZ_BIN_DIR / "ado-auth-helper"
 AZURE_HOSTS = frozenset(

@@ -208,6 +208,24 @@ def test_get_password_fails_the_same_way(
     assert "unknown provider" in captured.err
 
 
+def test_asked_twice_like_twine_and_pdm_do_the_line_is_said_once(
+    backend: AzureArtifactsBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # twine and pdm ask get_credential(url, None), then get_password(url, "__token__").
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_PROVIDER", "nope")
+    url = _unique_feed_url()
+    assert backend.get_credential(url, None) is None  # type: ignore[arg-type]
+    assert backend.get_password(url, "__token__") is None
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    # Another feed is another failure, and says so.
+    assert backend.get_password(_unique_feed_url(), "__token__") is None
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
 def test_a_broken_keyringrc_does_not_escape(
     backend: AzureArtifactsBackend, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -390,10 +390,15 @@ def test_setup_poetry_prints_the_commands(home: Path, capsys: pytest.CaptureFixt
 
 def test_setup_pdm_prints_the_command(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = _setup(capsys, "pdm", URL, "--name", "work")
+    lines = out.splitlines()
+    # The feed replaces PyPI, as the pip and poetry plans do; keeping PyPI is the comment.
     assert (
-        "pdm config --global pypi.work.url "
+        "pdm config pypi.url https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"
+    ) in lines
+    assert (
+        "# to keep PyPI and search the feed as well: pdm config pypi.work.url "
         "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"
-    ) in out.splitlines()
+    ) in lines
     assert out.endswith("# (ak-nofuss setup ... --write makes this change)\n")
 
 
