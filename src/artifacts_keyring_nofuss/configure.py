@@ -222,7 +222,7 @@ def _pdm(feed: Feed, name: str) -> Plan:
     )
     return Plan(
         "pdm",
-        "pdm asks keyring after the feed's 401 (pdm publish: before the upload)",
+        "pdm asks keyring after the feed's 401, and before an upload",
         text,
         commands=commands,
     )

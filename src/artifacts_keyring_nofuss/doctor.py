@@ -490,6 +490,7 @@ def _exchange(
     disk = store.open_store()
     if disk is not None:
         source = identities.load(name)
+        lookup.keep_discovery(disk, feed, found)
         lookup.keep(disk, found, feed, lookup.session_identity(name, source, token), session)
     return session
 

@@ -216,15 +216,7 @@ class _Lookup:
                 found = discovery.discover(self.feed, http)
                 _cache.discoveries[(self.feed.host, self.feed.org)] = found
                 if self.disk is not None:
-                    self.disk.put_discovery(
-                        self.feed.host,
-                        self.feed.org,
-                        {
-                            "tenant": found.tenant,
-                            "authority": found.authority,
-                            "token_service": found.authorization_endpoint,
-                        },
-                    )
+                    keep_discovery(self.disk, self.feed, found)
             request = identities.TokenRequest(
                 feed=self.feed, tenant=found.tenant, deadline=self.deadline
             )
@@ -337,6 +329,18 @@ class _Lookup:
         if self.disk is not None:
             keep(self.disk, found, self.feed, identity, session)
         return session
+
+
+def keep_discovery(disk: store.Store, feed: Feed, found: discovery.Discovery) -> None:
+    disk.put_discovery(
+        feed.host,
+        feed.org,
+        {
+            "tenant": found.tenant,
+            "authority": found.authority,
+            "token_service": found.authorization_endpoint,
+        },
+    )
 
 
 def session_identity(name: str, source: identities.Source, bearer: Token) -> str:
