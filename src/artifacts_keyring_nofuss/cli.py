@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from . import __version__
 from . import log as _log
-from .errors import NofussError
+from .errors import Failed, NofussError
 from .feeds import Feed, parse_feed_url
 from .tokens import Token, describe_time
 
@@ -42,10 +42,6 @@ examples:
 exit codes: 0 done, 1 failed (the line on stderr says why and what to do), 2 wrong usage,
 130 interrupted; exec exits with its command's status.
 """
-
-
-class Failed(Exception):
-    """A command failed; the message is the one line for stderr."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": _status,
             "setup": _setup,
         }[args.command](args)
-    except (Failed, NofussError) as exc:
+    except NofussError as exc:  # Failed included
         _say_error(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:

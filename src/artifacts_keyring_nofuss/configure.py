@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import Failed
 from .feeds import Feed
 
 USERNAME = "VssSessionToken"
@@ -51,8 +52,6 @@ def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
 
         program = find_on_path((command[0],))
         if program is None:
-            from .cli import Failed
-
             raise Failed(f"`{command[0]}` is not on PATH; run the commands above yourself")
         check = plan.done_when.get(number)
         if check is not None and check(program):
@@ -60,8 +59,6 @@ def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
             continue
         done = subprocess.run([program, *command[1:]], stdin=subprocess.DEVNULL, check=False)
         if done.returncode != 0:
-            from .cli import Failed
-
             raise Failed(f"`{' '.join(command)}` failed (exit {done.returncode})")
         out.write(f"# ran: {' '.join(command)}\n")
     return 0
@@ -256,8 +253,6 @@ def _merge_ini(before: str, snippet: str, where: Path) -> str:
     try:
         current.read_string(before)
     except configparser.Error as exc:
-        from .cli import Failed
-
         first = str(exc).splitlines()[0]
         raise Failed(
             f"cannot read {where} ({first}); fix it, or merge the lines above by hand"

@@ -13,6 +13,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config, discovery, exchange, identities
 from . import log as _log
@@ -20,6 +21,9 @@ from .deadline import Deadline
 from .errors import BearerRefused, NofussError, SourceError
 from .feeds import Feed, parse_feed_url
 from .tokens import Token, describe_time
+
+if TYPE_CHECKING:
+    from .http import Http
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 BACKEND_CLASS = "AzureArtifactsBackend"
@@ -132,33 +136,43 @@ def _version(distribution: str) -> str:
         return "?"
 
 
+def _shadowing() -> tuple[str, str] | None:
+    """(what forces another backend, the fix), for this Python and the `keyring` on PATH alike:
+    both read the same variable and the same keyringrc.cfg."""
+    forced = os.environ.get(KEYRING_BACKEND_VAR, "").strip()
+    if forced and BACKEND_CLASS not in forced:
+        return f"{KEYRING_BACKEND_VAR}={forced}", f"unset {KEYRING_BACKEND_VAR}"
+    default, rc_path = _keyringrc_default()
+    if default and BACKEND_CLASS not in default:
+        return (
+            f"{rc_path} ([backend] default-keyring = {default})",
+            f"remove that line from {rc_path}",
+        )
+    return None
+
+
+def _path_keyring() -> str | None:
+    """The `keyring` that pip's subprocess mode and uv run (never the current directory's)."""
+    from .identities.azure_cli import find_on_path
+
+    return find_on_path(("keyring.exe", "keyring") if sys.platform == "win32" else ("keyring",))
+
+
 def _keyring_here(report: Report) -> None:
     import keyring
 
     active = keyring.get_keyring()
     names = [type(b).__name__ for b in getattr(active, "backends", [active])]
-    forced = os.environ.get(KEYRING_BACKEND_VAR, "").strip()
-    default, rc_path = _keyringrc_default()
+    shadow = _shadowing()
     if BACKEND_CLASS in names:
         report.add(
             "keyring (this Python)",
             OK,
             f"{BACKEND_CLASS} is active in {sys.executable} (keyring {_version('keyring')})",
         )
-    elif forced:
-        report.add(
-            "keyring (this Python)",
-            FAIL,
-            f"{KEYRING_BACKEND_VAR}={forced} shadows every other backend, this one included",
-            f"unset {KEYRING_BACKEND_VAR}",
-        )
-    elif default:
-        report.add(
-            "keyring (this Python)",
-            FAIL,
-            f"{rc_path} sets [backend] default-keyring = {default}, which shadows this backend",
-            f"remove that line from {rc_path}",
-        )
+    elif shadow is not None:
+        what, fix = shadow
+        report.add("keyring (this Python)", FAIL, f"{what} shadows this backend", fix)
     else:
         report.add(
             "keyring (this Python)",
@@ -169,9 +183,7 @@ def _keyring_here(report: Report) -> None:
 
 
 def _keyring_on_path(report: Report) -> None:
-    from .identities.azure_cli import find_on_path
-
-    program = find_on_path(("keyring.exe", "keyring") if sys.platform == "win32" else ("keyring",))
+    program = _path_keyring()
     if program is None:
         report.add(
             "keyring (on PATH)",
@@ -192,6 +204,7 @@ def _keyring_on_path(report: Report) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         report.add("keyring (on PATH)", FAIL, f"{program} --list-backends failed: {exc}")
         return
+    shadow = _shadowing()
     if BACKEND_CLASS not in listed:
         report.add(
             "keyring (on PATH)",
@@ -199,22 +212,10 @@ def _keyring_on_path(report: Report) -> None:
             f"{program} (the one pip and uv run) does not load this backend",
             f"{INSTALL_HINT} (or install artifacts-keyring-nofuss next to that keyring)",
         )
-        return
-    forced = os.environ.get(KEYRING_BACKEND_VAR, "").strip()
-    default, rc_path = _keyringrc_default()
-    if forced and BACKEND_CLASS not in forced:
+    elif shadow is not None:
+        what, fix = shadow
         report.add(
-            "keyring (on PATH)",
-            FAIL,
-            f"{program} loads this backend, but {KEYRING_BACKEND_VAR}={forced} shadows it",
-            f"unset {KEYRING_BACKEND_VAR}",
-        )
-    elif default and BACKEND_CLASS not in default:
-        report.add(
-            "keyring (on PATH)",
-            FAIL,
-            f"{program} loads this backend, but {rc_path} sets default-keyring = {default}",
-            f"remove that line from {rc_path}",
+            "keyring (on PATH)", FAIL, f"{program} loads this backend, but {what} shadows it", fix
         )
     else:
         report.add("keyring (on PATH)", OK, f"{program} loads this backend")
@@ -222,21 +223,16 @@ def _keyring_on_path(report: Report) -> None:
 
 def _path_keyring_answers(report: Report, feed: Feed) -> None:
     """What pip and uv will get: the `keyring` on PATH asked the way they ask."""
-    from .identities.azure_cli import find_on_path
-
-    program = find_on_path(("keyring",))
+    program = _path_keyring()
     if program is None:
         return
-    env = {k: v for k, v in os.environ.items() if k != config.NONINTERACTIVE_VAR}
-    env[config.NONINTERACTIVE_VAR] = "true"
-    try:
+    try:  # with the environment run() set: never prompting
         done = subprocess.run(
             [program, "get", feed.url, "VssSessionToken"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=config.deadline_seconds() + 15,
             check=False,
-            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         report.add("keyring get", FAIL, f"`keyring get` on PATH failed: {exc}")
@@ -353,10 +349,7 @@ def _network_settings(report: Report) -> None:
 # --- discovery, identity sources, exchange, the feed ----------------------------------------
 
 
-def _discovery(report: Report, feed: Feed, http: object) -> discovery.Discovery | None:
-    from .http import Http
-
-    assert isinstance(http, Http)  # noqa: S101 - typing across the lazy import
+def _discovery(report: Report, feed: Feed, http: Http) -> discovery.Discovery | None:
     try:
         found = discovery.discover(feed, http)
     except NofussError as exc:
@@ -452,11 +445,8 @@ def _exchange(
     feed: Feed,
     found: discovery.Discovery | None,
     chosen: tuple[str, Token],
-    http: object,
+    http: Http,
 ) -> Token | None:
-    from .http import Http
-
-    assert isinstance(http, Http)  # noqa: S101 - typing across the lazy import
     name, token = chosen
     if token.as_is or not token.user:
         why = "a given token" if token.as_is else "an application token"

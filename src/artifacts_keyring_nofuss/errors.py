@@ -23,6 +23,15 @@ class ExchangeError(NofussError):
     """The session-token service did not give a token."""
 
 
+class FinalSourceError(SourceError):
+    """A source applied and failed in a way no later source may paper over (a token the user
+    handed us has expired): the lookup stops and says so."""
+
+
+class Failed(NofussError):
+    """An `ak-nofuss` command failed; the message is the one line for stderr."""
+
+
 class BearerRefused(ExchangeError):
     """The exchange refused this bearer (401): another identity source may do better."""
 

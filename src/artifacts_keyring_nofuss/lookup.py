@@ -17,9 +17,8 @@ from . import config, discovery, endpoints, exchange, identities, store
 from . import log as _log
 from .cache import MemoryCache
 from .deadline import Deadline
-from .errors import AlreadySaid, BearerRefused, NofussError, SourceError
+from .errors import AlreadySaid, BearerRefused, FinalSourceError, NofussError, SourceError
 from .feeds import Feed
-from .identities.given import GivenTokenExpired
 from .tokens import REFRESH_MARGIN, Token, describe_time
 
 if TYPE_CHECKING:
@@ -253,7 +252,7 @@ class _Lookup:
                     got = self.deadline.run(name, lambda: source.get_token(request))
                 else:  # reads the environment and a file at most: no thread needed
                     got = source.get_token(request)
-            except GivenTokenExpired as exc:
+            except FinalSourceError as exc:
                 # Somebody chose this token on purpose: say so, never quietly use another.
                 raise NofussError(f"{name}: {exc}") from None
             except SourceError as exc:

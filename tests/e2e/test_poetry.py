@@ -11,10 +11,8 @@ from .sim import world
 from .sim.server import Simulator
 
 
-def test_poetry_installs_from_an_azure_source(
-    sim: Simulator, client_env: dict[str, str], tmp_path: Path
-) -> None:
-    assert POETRY.exists(), "poetry's environment is missing: run scripts/bootstrap"
+def poetry_env(client_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """Signed in with az, poetry's caches and config in the test's own directory."""
     env = signed_in(client_env)
     env.update(
         {
@@ -24,6 +22,14 @@ def test_poetry_installs_from_an_azure_source(
             "POETRY_NO_INTERACTION": "1",
         }
     )
+    return env
+
+
+def test_poetry_installs_from_an_azure_source(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert POETRY.exists(), "poetry's environment is missing: run scripts/bootstrap"
+    env = poetry_env(client_env, tmp_path)
     project = tmp_path / "project"
     project.mkdir()
     (project / "pyproject.toml").write_text(
@@ -56,18 +62,10 @@ priority = "primary"
 def test_setup_poetry_write_adds_the_source_and_poetry_installs(
     sim: Simulator, client_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = signed_in(client_env)
-    env.update(
-        {
-            # poetry on PATH, as users have it; its environment already has the backend, so
-            # `poetry self add` is skipped (no PyPI in the namespace).
-            "PATH": env["PATH"] + os.pathsep + str(POETRY.parent),
-            "POETRY_VIRTUALENVS_IN_PROJECT": "true",
-            "POETRY_CACHE_DIR": str(tmp_path / "poetry-cache"),
-            "POETRY_CONFIG_DIR": str(tmp_path / "poetry-config"),
-            "POETRY_NO_INTERACTION": "1",
-        }
-    )
+    env = poetry_env(client_env, tmp_path)
+    # poetry on PATH, as users have it; its environment already has the backend, so
+    # `poetry self add` is skipped (no PyPI in the namespace).
+    env["PATH"] += os.pathsep + str(POETRY.parent)
     project = tmp_path / "project"
     project.mkdir()
     (project / "pyproject.toml").write_text(

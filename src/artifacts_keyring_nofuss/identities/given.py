@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from artifacts_keyring_nofuss import log as _log
-from artifacts_keyring_nofuss.errors import SourceError
+from artifacts_keyring_nofuss.errors import FinalSourceError, SourceError
 from artifacts_keyring_nofuss.feeds import Feed, match_host, prefix_match, same_feed
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
 from artifacts_keyring_nofuss.tokens import Token, describe_time
@@ -43,7 +43,7 @@ MAX_TOKEN_LENGTH = 16 * 1024
 MAX_ENDPOINTS_LENGTH = 1024 * 1024
 
 
-class GivenTokenExpired(SourceError):
+class GivenTokenExpired(FinalSourceError):
     """A token the user handed us has expired: reported, never replaced by another identity."""
 
 
