@@ -16,13 +16,17 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from . import log as _log
 from .errors import Failed, NofussError
 from .feeds import Feed, parse_feed_url
 from .tokens import Token, describe_time
+
+if TYPE_CHECKING:
+    from .settings import Settings
+    from .store import Store
 
 PROG = "ak-nofuss"
 USERNAME = "VssSessionToken"
@@ -135,8 +139,8 @@ def _say_error(message: str) -> None:
     sys.stderr.write(f"{PROG}: {_log.printable(_log.redact(message))}\n")
 
 
-def feed_of(url: str, write: bool = False) -> Feed:
-    feed = parse_feed_url(url)
+def feed_of(url: str, write: bool = False, hosts: tuple[str, ...] | None = None) -> Feed:
+    feed = parse_feed_url(url, hosts)
     if feed is None:
         raise Failed(
             f"{url!r} is not an Azure Artifacts feed URL; expected "
@@ -146,17 +150,19 @@ def feed_of(url: str, write: bool = False) -> Feed:
 
 
 def _credential(url: str, write: bool) -> tuple[Feed, Token]:
-    from .lookup import credential
+    from .lookup import Engine
+    from .settings import Settings
 
-    feed = feed_of(url, write)
-    return feed, credential(feed)
+    settings = Settings.load()
+    feed = feed_of(url, write, settings.extra_hosts)
+    return feed, Engine().credential(feed, settings)
 
 
 # --- token and exec ------------------------------------------------------------------------
 
 
 def _token(args: argparse.Namespace) -> int:
-    feed, token = _credential(args.url, args.write)
+    _, token = _credential(args.url, args.write)
     if args.format == "password":
         out = token.secret
     elif args.format == "basic":
@@ -170,7 +176,8 @@ def _token(args: argparse.Namespace) -> int:
                 "username": USERNAME,
                 "password": token.secret,
                 "expires_on": describe_time(token.expires_on) if token.expires_on else None,
-                "scope": feed.scope if token.user and not token.as_is else None,
+                "scope": token.scope,
+                "kind": token.kind,
                 "source": token.source,
             }
         )
@@ -202,7 +209,7 @@ def _which(name: str) -> str | None:
     must not be able to plant a program that receives the token)."""
     if os.sep in name or (os.altsep and os.altsep in name):
         return name if os.access(name, os.X_OK) else None
-    from .identities.azure_cli import find_on_path
+    from .local import find_on_path
 
     return find_on_path((name,))
 
@@ -211,19 +218,21 @@ def _which(name: str) -> str | None:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from . import config, signin
+    from . import signin
+    from .settings import Settings
 
+    settings = Settings.load()
     tenant = None
     if args.url:
-        feed = feed_of(args.url)
-        tenant = _tenant_of(feed)
-    authority = signin.authority_for(tenant)
-    timeout = config.device_flow_timeout()
+        feed = feed_of(args.url, hosts=settings.extra_hosts)
+        tenant = _tenant_of(feed, settings)
+    authority = signin.authority_for(tenant, settings)
+    timeout = settings.device_flow_timeout
     with _log.hushed("msal"):
-        session = signin.SignIn(authority)
+        session = signin.SignIn(authority, settings)
         if not args.device_code and _browser_available():
             sys.stderr.write(f"{PROG}: opening a browser to sign in to {authority} ...\n")
-            result = session.browser(timeout, config.login_hint())
+            result = session.browser(timeout, settings.login_hint)
         else:
 
             def say(message: str) -> None:
@@ -242,13 +251,17 @@ def _login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tenant_of(feed: Feed) -> str | None:
-    from . import config
+def _tenant_of(feed: Feed, settings: Settings) -> str | None:
     from .deadline import Deadline
     from .discovery import discover
     from .http import Http
 
-    http = Http(Deadline(config.deadline_seconds()))
+    if feed.extra:
+        raise Failed(
+            f"{feed.host} is a host declared in ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS, not an "
+            "Azure DevOps Services feed: a sign-in is never used for it"
+        )
+    http = Http(Deadline(settings.deadline), settings.env)
     try:
         return discover(feed, http).tenant
     finally:
@@ -269,12 +282,26 @@ def _browser_available() -> bool:
     return True
 
 
+def _store() -> Store | None:
+    """The session-token cache on disk, when it is on and there is somewhere to keep it."""
+    from .deadline import Deadline
+    from .local import cache_dir
+    from .settings import Settings
+    from .store import Store
+
+    settings = Settings.load()
+    directory = cache_dir(settings.env)
+    if not settings.cache or directory is None:
+        return None
+    return Store(directory, Deadline(settings.deadline))
+
+
 def _logout(args: argparse.Namespace) -> int:
-    from . import signin, store
+    from . import signin
 
     record = signin.load_record()
     removed = signin.forget()
-    disk = store.open_store()
+    disk = _store()
     sessions = len(disk.entries()) if disk is not None else 0
     if disk is not None:
         disk.clear()
@@ -288,10 +315,10 @@ def _logout(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from . import signin, store
+    from . import signin
 
     record = signin.load_record()
-    disk = store.open_store()
+    disk = _store()
     entries = disk.entries() if disk is not None else []
     rows = [
         {
@@ -305,7 +332,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         report = {
             "signed_in": {"username": record.username, "tenant": record.tenant} if record else None,
-            "cache": str(store.cache_dir()) if disk is not None else None,
+            "cache": str(disk.directory) if disk is not None else None,
             "sessions": rows,
         }
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
@@ -314,7 +341,7 @@ def _status(args: argparse.Namespace) -> int:
         f"sign-in: {record.username} (tenant {record.tenant})"
         if record
         else "sign-in: none (`ak-nofuss login` signs in without az)",
-        f"cache: {store.cache_dir()}" if disk is not None else "cache: off",
+        f"cache: {disk.directory}" if disk is not None else "cache: off",
     ]
     if rows:
         lines.append("session tokens (the tokens themselves are not shown):")

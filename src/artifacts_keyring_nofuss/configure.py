@@ -48,7 +48,7 @@ def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
         changed = _apply_file(tool, plan, feed, index_name)
         out.write(f"# {'wrote' if changed else 'already there, unchanged:'} {plan.path}\n")
     for number, command in enumerate(plan.commands):
-        from .identities.azure_cli import find_on_path
+        from .local import find_on_path
 
         program = find_on_path((command[0],))
         if program is None:

@@ -9,14 +9,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from . import claims as _claims
+from . import devops
 from . import log as _log
 from .discovery import Discovery
 from .errors import BearerRefused, ExchangeError
 from .feeds import Feed
+from .tokens import Token, describe_time
 
 if TYPE_CHECKING:
-    from .http import Http, Response
-from .tokens import Token, describe_time
+    from .http import Network, Response
 
 API = "_apis/Token/SessionTokens?api-version=5.0-preview.1&tokenType=SelfDescribing"
 _MAX_TOKEN = 16 * 1024
@@ -27,7 +28,7 @@ _ISO_TIME = re.compile(
 
 
 def session_token(
-    http: Http, feed: Feed, found: Discovery, bearer: Token, lifetime_minutes: float
+    http: Network, feed: Feed, found: Discovery, bearer: Token, lifetime_minutes: float
 ) -> Token:
     url = found.authorization_endpoint + API
     valid_to = datetime.fromtimestamp(time.time() + lifetime_minutes * 60, tz=timezone.utc)
@@ -51,19 +52,22 @@ def _read_answer(response: Response, feed: Feed, bearer: Token) -> Token:
         message = _message(response)
         if "TF401444" in message:
             raise ExchangeError(
-                f"{bearer.who} has never signed in to organisation {feed.org!r}: open "
-                f"https://dev.azure.com/{feed.org} in a browser once, then retry"
+                f"{bearer.who} has never signed in to organisation {feed.org!r}",
+                f"open https://dev.azure.com/{feed.org} in a browser once, then retry",
             )
         raise BearerRefused(
             f"the token service of {feed.org!r} refused the token of {bearer.who}"
-            + (f" ({message[:200]})" if message else "")
+            + (f" ({message[:200]})" if message else ""),
+            f"ask an administrator of organisation {feed.org!r} to add {bearer.who} (or sign "
+            "in as an account that has access)",
         )
     if response.status == 203 or 300 <= response.status < 400:
         raise BearerRefused(f"the token service of {feed.org!r} asked for an interactive sign-in")
     if response.status != 200:
         raise ExchangeError(
             f"the token service of {feed.org!r} answered HTTP {response.status}"
-            + (f" ({_message(response)[:200]})" if _message(response) else "")
+            + (f" ({_message(response)[:200]})" if _message(response) else ""),
+            "try again later" if response.status >= 500 else None,
         )
     data = response.json()
     secret = data.get("token") if isinstance(data, dict) else None
@@ -80,9 +84,11 @@ def _read_answer(response: Response, feed: Feed, bearer: Token) -> Token:
         secret=secret,
         expires_on=expires_on,
         user=True,
-        identity=bearer.identity,
+        identity=bearer.identity,  # minted from this bearer: kept under its identity
         who=bearer.who,
         source=bearer.source,
+        kind=devops.SESSION,
+        scope=feed.scope,
     )
     _log.debug(
         "exchange: got a %s session token for %s, valid until %s",

@@ -47,6 +47,9 @@ class Feed:
     view: str | None
     write: bool  # an upload URL: needs the publish scope
     org_in_path: bool = True  # pkgs.dev.azure.com/{org}/..., not {org}.pkgs.visualstudio.com
+    # On a host the user declared (ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS): not a Microsoft
+    # host, so it is never sent anything minted from this machine's Entra identity.
+    extra: bool = False
 
     @property
     def scope(self) -> str:
@@ -192,10 +195,11 @@ def _extra_host_feed(host: str, raw_path: str, segments: list[str]) -> Feed | No
     if any(not _NAME.fullmatch(s) for s in segments[:at]):
         return None
     if at <= 2:
-        return _feed_from_path(host, raw_path, segments[0], segments[1:], True)
+        found = _feed_from_path(host, raw_path, segments[0], segments[1:], True)
+        return None if found is None else replace(found, extra=True)
     org = "/".join(segments[: at - 1])
     found = _feed_from_path(host, raw_path, "x", segments[at - 1 :], True)
-    return None if found is None else replace(found, org=org.lower())
+    return None if found is None else replace(found, org=org.lower(), extra=True)
 
 
 def same_feed(endpoint: str, feed: Feed) -> bool:

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import config, store
+from . import local
 from . import log as _log
+from .devops import DEFAULT_SCOPE
 from .errors import NofussError, SourceError
-from .identities import DEVOPS_SCOPE
+from .settings import DEVICE_FLOW_TIMEOUT_VAR, Settings
 from .tokens import Token
 
 # The Azure Artifacts credential provider's public client: what the official package signs in
@@ -36,20 +37,7 @@ LOGIN_HOST = "login.microsoftonline.com"
 
 def data_dir() -> Path | None:
     """Where the sign-in lives: the user's data directory (not the cache, which gets wiped)."""
-    try:
-        home = Path.home()
-    except (RuntimeError, KeyError):
-        return None
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA", "")
-        found = (Path(local) if local else home / "AppData" / "Local") / store.APP_DIR / "Data"
-    elif sys.platform == "darwin":
-        found = home / "Library" / "Application Support" / store.APP_DIR
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME", "")
-        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
-        found = base / store.APP_DIR
-    return found if found.is_absolute() else None
+    return local.data_dir()
 
 
 @dataclass(frozen=True)
@@ -68,7 +56,11 @@ def load_record() -> Record | None:
     directory = data_dir()
     if directory is None:
         return None
-    raw = store.read_private(directory / RECORD_FILE, 64 * 1024)
+    try:
+        raw = local.read_private(directory / RECORD_FILE, 64 * 1024)
+    except local.Unsafe as exc:
+        _log.debug("sign-in: ignoring %s: %s", directory / RECORD_FILE, exc)
+        return None
     if raw is None:
         return None
     try:
@@ -128,10 +120,9 @@ def forget() -> list[Path]:
     return removed
 
 
-def authority_for(tenant: str | None) -> str:
-    override = config.msal_authority()
-    if override is not None:
-        return override
+def authority_for(tenant: str | None, settings: Settings) -> str:
+    if settings.msal_authority is not None:
+        return settings.msal_authority
     return f"https://{LOGIN_HOST}/{tenant or 'organizations'}"
 
 
@@ -159,11 +150,11 @@ def persistence(directory: Path) -> tuple[Any, bool]:
 class SignIn:
     """An msal public client on a persistent cache, for one authority."""
 
-    def __init__(self, authority: str) -> None:
+    def __init__(self, authority: str, settings: Settings) -> None:
         import msal
         from msal_extensions import PersistedTokenCache
 
-        from .http import trusted_session
+        from .http import requests_session
 
         self.directory = _private_dir()
         self.persistence, self.encrypted = persistence(self.directory)
@@ -171,7 +162,7 @@ class SignIn:
             CLIENT_ID,
             authority=authority,
             token_cache=PersistedTokenCache(self.persistence),
-            http_client=trusted_session(),
+            http_client=requests_session(settings.env),
         )
 
     @property
@@ -184,13 +175,13 @@ class SignIn:
         ]
         if not accounts:
             return None
-        result = self.app.acquire_token_silent([DEVOPS_SCOPE], account=accounts[0])
+        result = self.app.acquire_token_silent([DEFAULT_SCOPE], account=accounts[0])
         if isinstance(result, dict) and result.get("access_token"):
             return result
         return None
 
     def device_code(self, say: Callable[[str], None], timeout: float) -> dict[str, Any]:
-        flow = self.app.initiate_device_flow(scopes=[DEVOPS_SCOPE])
+        flow = self.app.initiate_device_flow(scopes=[DEFAULT_SCOPE])
         if "user_code" not in flow:
             raise SourceError(f"Entra did not start a device-code sign-in: {_error(flow)}")
         say(_log.printable(str(flow.get("message") or "")))
@@ -207,7 +198,7 @@ class SignIn:
         timed_out = getattr(msal, "BrowserInteractionTimeoutError", RuntimeError)
         try:
             result = self.app.acquire_token_interactive(
-                [DEVOPS_SCOPE],
+                [DEFAULT_SCOPE],
                 prompt="select_account",
                 login_hint=login_hint,
                 timeout=max(1, int(timeout)),
@@ -223,7 +214,7 @@ class SignIn:
         if error in ("authorization_pending", "slow_down", "expired_token", None):
             raise SourceError(
                 f"the sign-in was not completed within {timeout:g} s "
-                f"(raise {config.DEVICE_FLOW_TIMEOUT_VAR} for more time)"
+                f"(raise {DEVICE_FLOW_TIMEOUT_VAR} for more time)"
             )
         if error in ("authorization_declined", "access_denied"):
             raise SourceError("the sign-in was declined")
@@ -245,10 +236,13 @@ class SignIn:
         raise SourceError("the sign-in gave no account to remember")
 
 
-def token_from(result: dict[str, Any], source: str) -> Token:
+def token_from(result: dict[str, Any], source: str, identity: str) -> Token:
+    """The token msal gave for the account `identity` names (msal matched it by account)."""
     expires_in = result.get("expires_in")
     stated = time.time() + expires_in if isinstance(expires_in, int | float) else None
-    return Token.from_secret(str(result["access_token"]), source, expires_on=stated)
+    return Token.from_secret(
+        str(result["access_token"]), source, expires_on=stated, identity=identity
+    )
 
 
 def _error(result: Any) -> str:

@@ -65,7 +65,8 @@ def step(stdout: str, name: str) -> Shown:
 def json_step(report: dict[str, Any], name: str) -> dict[str, Any]:
     found = [s for s in report["steps"] if s["name"] == name]
     assert len(found) == 1, f"no single step {name!r} in {report['steps']}"
-    return found[0]
+    step: dict[str, Any] = found[0]
+    return step
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def test_not_signed_in_fails_the_identity_step(sim: Simulator, client_env: dict[
     assert f"ak-nofuss login {world.SHARED_INDEX}" in identity.fix
     assert first_fail(done.out).name == "identity", done.out
     # Each source says why it did not apply; az's names the tenant to sign in to.
-    assert f"az login --tenant {world.T_CONTOSO}" in step(done.out, "source azure_cli").detail
+    assert f"az login --tenant {world.T_CONTOSO}" in (step(done.out, "source azure_cli").fix or "")
     assert "fix the first FAIL above" in done.out
     assert sim.count("exchange") == 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from artifacts_keyring_nofuss import configure
-from artifacts_keyring_nofuss.cli import Failed
+from artifacts_keyring_nofuss.errors import Failed
 from artifacts_keyring_nofuss.feeds import parse_feed_url
 
 URL = "https://pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/"

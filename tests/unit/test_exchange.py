@@ -210,7 +210,7 @@ def test_200_with_a_body_that_is_not_json(raw: bytes) -> None:
 def test_the_session_token_stands_for_the_same_user() -> None:
     token = _exchange(StubHttp([_ok()]))
     assert token.user is True
-    assert token.identity == BEARER.identity == f"{TENANT}/{USER_OID}"
+    assert token.identity == BEARER.identity == f"azure_cli:{TENANT}/{USER_OID}"
     assert token.who == BEARER.who
     assert token.source == BEARER.source
 

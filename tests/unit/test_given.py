@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from artifacts_keyring_nofuss.deadline import Deadline
+from artifacts_keyring_nofuss import devops, identities
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.feeds import Feed
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable, given
@@ -26,7 +26,7 @@ from artifacts_keyring_nofuss.identities.given import (
 )
 from artifacts_keyring_nofuss.tokens import Token
 
-from .helpers import feed, user_jwt
+from .helpers import feed, token_request, user_jwt
 
 PAT = "4xqkz7hvb2mny6wpt3rdc5sjl8fgae9u0oi1qwertyuiopasdfgh"  # 52 characters, like a PAT
 OTHER_PAT = "zz9yx8wv7ut6sr5qp4on3ml2kj1ihgfedcba0zyxwvutsrqponmlk"
@@ -37,7 +37,7 @@ FRESH_AT = 4_000_000_000
 
 
 def _request(target: Feed = FEED) -> TokenRequest:
-    return TokenRequest(feed=target, tenant=None, deadline=Deadline(30))
+    return token_request(target)
 
 
 @pytest.fixture(autouse=True)
@@ -152,7 +152,7 @@ def test_a_missing_token_file_is_none(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match=r"^the file is not a regular file$"):
+    with pytest.raises(SourceError, match=r"^the file is not a regular file; write the token"):
         read_token_file(tmp_path, "the file")
 
 
@@ -699,5 +699,9 @@ GIVEN_SOURCES = [
 @pytest.mark.parametrize("source", GIVEN_SOURCES, ids=lambda s: s.__name__)
 def test_given_sources_need_no_discovery_and_are_never_cached(source: type) -> None:
     instance = source()
-    assert instance.needs_discovery is False
-    assert instance.cache_identity() is None
+    spec = identities.SPECS[instance.name]
+    assert spec.needs_discovery is False
+    assert spec.knows_identity is False
+    assert instance.prepare(token_request()) == identities.Prepared()
+    token = as_is(user_jwt(), instance.name, "somewhere")
+    assert token.kind == devops.GIVEN and token.as_is

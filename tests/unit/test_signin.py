@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from artifacts_keyring_nofuss import signin, store
+from artifacts_keyring_nofuss import local, signin
 from artifacts_keyring_nofuss.errors import ConfigError
+from artifacts_keyring_nofuss.settings import Settings
 
 from .helpers import TENANT, USER_OID
 
@@ -36,7 +37,7 @@ def _mode(path: Path) -> int:
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return tmp_path / "data" / store.APP_DIR
+    return tmp_path / "data" / local.APP_DIR
 
 
 # ---------------------------------------------------------------- data_dir
@@ -219,7 +220,7 @@ LOGIN = "https://login.microsoftonline.com"
     ],
 )
 def test_authority_for(tenant: str | None, expected: str) -> None:
-    assert signin.authority_for(tenant) == expected
+    assert signin.authority_for(tenant, Settings.load()) == expected
 
 
 @pytest.mark.parametrize(
@@ -236,8 +237,8 @@ def test_the_authority_override_wins(
     monkeypatch: pytest.MonkeyPatch, override: str, expected: str
 ) -> None:
     monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY", override)
-    assert signin.authority_for(None) == expected
-    assert signin.authority_for("fabrikam.com") == expected
+    assert signin.authority_for(None, Settings.load()) == expected
+    assert signin.authority_for("fabrikam.com", Settings.load()) == expected
 
 
 @pytest.mark.parametrize(
@@ -258,7 +259,7 @@ def test_an_untrusted_authority_override_is_a_config_error(
 ) -> None:
     monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY", override)
     with pytest.raises(ConfigError) as caught:
-        signin.authority_for(TENANT)
+        signin.authority_for(TENANT, Settings.load())
     assert str(caught.value).startswith("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY: ")
 
 

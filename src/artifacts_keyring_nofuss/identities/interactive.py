@@ -8,57 +8,70 @@ with the command that signs the user in.
 
 from __future__ import annotations
 
-from artifacts_keyring_nofuss import config, signin
 from artifacts_keyring_nofuss import log as _log
+from artifacts_keyring_nofuss import signin
 from artifacts_keyring_nofuss.errors import SourceError
-from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
+from artifacts_keyring_nofuss.identities import Prepared, TokenRequest, Unavailable
+from artifacts_keyring_nofuss.settings import NONINTERACTIVE_VAR
 from artifacts_keyring_nofuss.tokens import Token
+
+SOURCE = "interactive"
 
 
 def login_command(request: TokenRequest) -> str:
-    return f"`ak-nofuss login {request.feed.index_url}`"
+    return f"run `ak-nofuss login {request.feed.index_url}`"
+
+
+def _cannot_prompt(request: TokenRequest, problem: str, present: bool) -> Unavailable | None:
+    """Why no sign-in prompt can be shown here, or None when one can."""
+    if request.settings.noninteractive:
+        return Unavailable(
+            f"{problem}; prompts are off ({NONINTERACTIVE_VAR})",
+            present=present,
+            fix=login_command(request),
+        )
+    terminal = signin.open_terminal()
+    if terminal is None:
+        return Unavailable(
+            f"{problem}, and no terminal to sign in on", present=present, fix=login_command(request)
+        )
+    terminal.close()
+    return None
 
 
 class InteractiveSource:
-    name = "interactive"
-    needs_discovery = True
-    prompts = True
-
-    def cache_identity(self) -> str | None:
+    def prepare(self, request: TokenRequest) -> Prepared | Unavailable:
         record = signin.load_record()
-        return record.identity if record else None
+        if record is not None:
+            return Prepared(record.identity)
+        return _cannot_prompt(request, "nobody signed in with `ak-nofuss login`", False) or (
+            Prepared()
+        )
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
         record = signin.load_record()
-        authority = signin.authority_for(request.tenant)
+        authority = signin.authority_for(request.tenant, request.settings)
         session: signin.SignIn | None = None
         if record is not None:
             with _log.hushed("msal"):
-                session = signin.SignIn(authority)
+                session = signin.SignIn(authority, request.settings)
                 result = session.silent(record)
             if result is not None:
                 _log.debug("interactive: signed in as %s (from msal's cache)", record.username)
-                return signin.token_from(result, self.name)
+                return signin.token_from(result, SOURCE, record.identity)
             problem = f"the sign-in of {record.username} has expired or was revoked"
         else:
             problem = "nobody signed in with `ak-nofuss login`"
-        present = record is not None
-        if config.noninteractive():
-            return Unavailable(
-                f"{problem}; prompts are off ({config.NONINTERACTIVE_VAR}): run "
-                f"{login_command(request)}",
-                present=present,
-            )
+        cannot = _cannot_prompt(request, problem, present=record is not None)
+        if cannot is not None:
+            return cannot
         terminal = signin.open_terminal()
-        if terminal is None:
-            return Unavailable(
-                f"{problem}, and no terminal to sign in on: run {login_command(request)}",
-                present=present,
-            )
-        timeout = config.device_flow_timeout()
+        if terminal is None:  # gone since the check above
+            return Unavailable(f"{problem}, and no terminal to sign in on", present=True)
+        timeout = request.settings.device_flow_timeout
         with terminal, _log.hushed("msal"):
             if session is None:
-                session = signin.SignIn(authority)
+                session = signin.SignIn(authority, request.settings)
 
             def say(message: str) -> None:
                 terminal.write(f"{_log.PREFIX}sign in to read {request.feed.label}: {message}\n")
@@ -67,8 +80,9 @@ class InteractiveSource:
             try:
                 result = session.device_code(say, timeout)
             except SourceError:
-                terminal.write(f"{_log.PREFIX}no sign-in; run {login_command(request)}\n")
+                terminal.write(f"{_log.PREFIX}no sign-in; {login_command(request)}\n")
                 raise
-            signin.save_record(session.record(result, authority))
+            record = session.record(result, authority)
+            signin.save_record(record)
             terminal.write(f"{_log.PREFIX}signed in.\n")
-        return signin.token_from(result, self.name)
+        return signin.token_from(result, SOURCE, record.identity)

@@ -1,0 +1,197 @@
+"""This machine: where our files live, where programs are found, and how files are read.
+
+Everything that differs between Linux, macOS and Windows, or that a local attacker could steer
+(a relative directory, the current directory on PATH, a FIFO or a link where a file should be),
+is decided here and nowhere else. Nothing here imports more than the standard library: the
+warm path uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+APP_DIR = "artifacts-keyring-nofuss"
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def home(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The user's home directory as an absolute path, or None: with HOME unset and no passwd
+    entry (a container run as an arbitrary uid) there is none, and nothing may then land
+    relative to the current directory."""
+    env = os.environ if environ is None else environ
+    value = env.get("USERPROFILE" if sys.platform == "win32" else "HOME", "")
+    if value:
+        found = Path(value)
+        return found if found.is_absolute() else None
+    try:
+        found = Path.home()
+    except (RuntimeError, KeyError, OSError):
+        return None
+    return found if found.is_absolute() else None
+
+
+def _absolute(value: str | None) -> Path | None:
+    if value and Path(value).is_absolute():
+        return Path(value)
+    return None
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the session-token cache lives (what platformdirs' user_cache_dir says; not
+    imported: it costs 17 ms on every warm lookup). None when no absolute one exists."""
+    env = os.environ if environ is None else environ
+    base = home(env)
+    if sys.platform == "win32":
+        local = _absolute(env.get("LOCALAPPDATA")) or (base and base / "AppData" / "Local")
+        return local / APP_DIR / "Cache" if local else None
+    if sys.platform == "darwin":
+        return base / "Library" / "Caches" / APP_DIR if base else None
+    root = _absolute(env.get("XDG_CACHE_HOME")) or (base and base / ".cache")
+    return root / APP_DIR if root else None
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the interactive sign-in lives: the data directory, which cleaners leave alone."""
+    env = os.environ if environ is None else environ
+    base = home(env)
+    if sys.platform == "win32":
+        local = _absolute(env.get("LOCALAPPDATA")) or (base and base / "AppData" / "Local")
+        return local / APP_DIR / "Data" if local else None
+    if sys.platform == "darwin":
+        return base / "Library" / "Application Support" / APP_DIR if base else None
+    root = _absolute(env.get("XDG_DATA_HOME")) or (base and base / ".local" / "share")
+    return root / APP_DIR if root else None
+
+
+def config_home(environ: Mapping[str, str] | None = None) -> Path | None:
+    """XDG_CONFIG_HOME, else ~/.config (pip, uv and keyring read their files there on Linux
+    and macOS)."""
+    env = os.environ if environ is None else environ
+    base = home(env)
+    return _absolute(env.get("XDG_CONFIG_HOME")) or (base and base / ".config")
+
+
+def find_on_path(names: tuple[str, ...], path: str | None = None) -> str | None:
+    """The first of `names` on PATH, never from the current directory or a relative entry.
+
+    Windows looks in the current directory first by default; a checked-out repository must not
+    be able to plant an `az.cmd` (or a `keyring`, or the program `exec` hands a token) there.
+    """
+    search = os.environ.get("PATH", "") if path is None else path
+    try:
+        cwd: Path | None = Path.cwd().resolve()
+    except OSError:
+        cwd = None
+    for entry in search.split(os.pathsep):
+        if not entry or not Path(entry).is_absolute():
+            continue
+        directory = Path(entry)
+        try:
+            if cwd is not None and directory.resolve() == cwd:
+                continue
+        except OSError:
+            continue
+        for name in names:
+            candidate = directory / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return None
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """A regular file's bytes when it has at most `limit` of them; None for anything else.
+
+    Never blocks (a FIFO planted where a file should be would hang the lookup), never reads
+    /dev/zero into memory. Links are followed: az's and Kubernetes' files are often links.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _read_all(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
+    return data if len(data) <= limit else None
+
+
+def private_problem(info: os.stat_result) -> str | None:
+    """Why a file of ours may not be trusted, or None: what a private file must be."""
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "owned by another user"
+    if sys.platform != "win32" and stat.S_IMODE(info.st_mode) & 0o077:
+        return "readable or writable by group or others"
+    return None
+
+
+class Unsafe(Exception):
+    """A private file that exists but may not be trusted; the message says why."""
+
+
+def read_private(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of ours that nobody else can read or write; None when it
+    does not exist; Unsafe (with the reason) for a link, a FIFO, a foreign or open file, or one
+    larger than `limit`. Never follows a link, never blocks."""
+    try:
+        fd = os.open(path, _READ_FLAGS | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Unsafe(exc.strerror or type(exc).__name__) from None
+    try:
+        problem = private_problem(os.fstat(fd))
+        if problem:
+            raise Unsafe(problem)
+        data = _read_all(fd, limit)
+    except OSError as exc:
+        raise Unsafe(exc.strerror or type(exc).__name__) from None
+    finally:
+        os.close(fd)
+    if data is None:
+        raise Unsafe("too large")
+    return data
+
+
+def private_directory(directory: Path) -> str | None:
+    """Make `directory` (and its parents) exist, ours and 0700; None when it is, else why it
+    cannot be used. A link, another user's directory or one others may write into is refused:
+    what we put there would be theirs to read or replace."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(directory)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a directory"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "owned by another user"
+    if sys.platform != "win32" and stat.S_IMODE(info.st_mode) & 0o077:
+        try:
+            os.chmod(directory, 0o700)  # noqa: PTH101 - the directory was just checked as ours
+        except OSError:
+            return "open to other users"
+    return None
