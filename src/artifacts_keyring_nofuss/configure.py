@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import log as _log
 from .errors import Failed
 from .feeds import Feed
 
@@ -33,10 +34,19 @@ class Plan:
     done_when: dict[int, Callable[[str], bool]] = field(default_factory=dict)
 
 
+class _Out:
+    """stdout, with every URL's password redacted: what setup prints comes from the feed, never
+    from the URL as typed, and this keeps it so."""
+
+    @staticmethod
+    def write(text: str) -> None:
+        sys.stdout.write(_log.redact_urls(text))
+
+
 def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
     index_name = name or _default_name(feed)
     plan = PLANS[tool](feed, index_name)
-    out = sys.stdout
+    out = _Out()
     out.write(f"# {plan.explain}\n")
     if plan.path is not None:
         out.write(f"# in {plan.path}:\n")

@@ -859,7 +859,10 @@ def test_a_prefix_never_matches_a_longer_segment(url: str) -> None:
             "https://pkgs.dev.azure.com/contoso/_packaging",
             "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
         ),
-        ("https://contoso.pkgs.visualstudio.com", "https://contoso.pkgs.visualstudio.com/_packaging/f/"),
+        (
+            "https://contoso.pkgs.visualstudio.com",
+            "https://contoso.pkgs.visualstudio.com/_packaging/f/",
+        ),
     ],
 )
 def test_a_prefix_matches_on_a_segment_boundary(prefix: str, url: str) -> None:

@@ -558,7 +558,9 @@ def test_an_org_prefix_is_not_handed_to_an_org_whose_name_starts_with_it(
     monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
     monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_ACCESSTOKEN", PAT)
-    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_URI_PREFIXES", "https://pkgs.dev.azure.com/contoso")
+    monkeypatch.setenv(
+        "ARTIFACTS_CREDENTIALPROVIDER_URI_PREFIXES", "https://pkgs.dev.azure.com/contoso"
+    )
     assert isinstance(AccessTokenSource().get_token(_request()), Token)  # its own org: yes
     result = AccessTokenSource().get_token(_request(feed(url)))
     assert isinstance(result, Unavailable)
