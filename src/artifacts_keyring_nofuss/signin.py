@@ -8,8 +8,10 @@ id, the user name and the tenant. msal is imported only when a sign-in is really
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -32,6 +34,16 @@ RECORD_FILE = "account.json"
 CACHE_FILE = "msal_token_cache.bin"
 PLAIN_CACHE_FILE = "msal_token_cache.json"
 LOGIN_HOST = "login.microsoftonline.com"
+LOCK_SUFFIX = ".lockfile"  # msal-extensions' lock beside its cache file
+# Every name in the directory that we or msal-extensions open: none may be a planted link or
+# somebody else's file when msal is handed the path.
+PRIVATE_FILES = (
+    RECORD_FILE,
+    CACHE_FILE,
+    CACHE_FILE + LOCK_SUFFIX,
+    PLAIN_CACHE_FILE,
+    PLAIN_CACHE_FILE + LOCK_SUFFIX,
+)
 
 
 def data_dir() -> Path | None:
@@ -68,6 +80,11 @@ def load_record() -> Record | None:
     directory = data_dir()
     if directory is None:
         return None
+    problem = private_dir_problem(directory, tighten=False)
+    if problem:
+        if problem != _MISSING:
+            _log.debug("sign-in: ignoring %s: %s", directory, problem)
+        return None
     raw = store.read_private(directory / RECORD_FILE, 64 * 1024)
     if raw is None:
         return None
@@ -83,13 +100,102 @@ def load_record() -> Record | None:
 
 
 def _private_dir() -> Path:
+    """The sign-in's directory, created 0700, checked as the session cache's is before anything
+    (msal above all) is handed a path in it; SourceError with the one line otherwise."""
     directory = data_dir()
     if directory is None:
         raise NofussError("no home directory to keep the sign-in in; set HOME")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with suppress(OSError):
-        directory.chmod(0o700)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    problem = private_dir_problem(directory, tighten=True)
+    where = directory
+    if not problem:
+        for name in PRIVATE_FILES:
+            problem = private_file_problem(directory / name)
+            if problem:
+                where = directory / name
+                break
+    if problem:
+        elsewhere = " (or set XDG_DATA_HOME to a directory of yours)" if where == directory else ""
+        raise SourceError(
+            f"not keeping the sign-in in {where}: {problem}; remove it{elsewhere} and sign in again"
+        )
     return directory
+
+
+# --- the session cache's rules, for a directory and the files in it ----------------------------
+# Small and free of this module's state, so that they can move to a platform module.
+
+_MISSING = "it does not exist"
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def private_dir_problem(directory: Path, tighten: bool) -> str:
+    """ "" when `directory` is a directory of ours, not a link, that only we can enter (made so
+    when `tighten` and it was looser); otherwise why it must not hold a secret."""
+    if sys.platform == "win32":
+        return ""  # the profile directory's ACL is the user's
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        return _MISSING
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a directory"
+    if info.st_uid != os.getuid():
+        return "it belongs to another user"
+    if not stat.S_IMODE(info.st_mode) & 0o077:
+        return ""
+    if not tighten:
+        return "group or others can enter it"
+    try:
+        # Through a descriptor of the directory itself: the name may not be swapped for a link
+        # between the check and the change.
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NO_FOLLOW)
+        try:
+            if os.fstat(fd).st_ino != info.st_ino:
+                return "it changed while being checked"
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"group or others can enter it ({exc.strerror})"
+    return ""
+
+
+def private_file_problem(path: Path) -> str:
+    """ "" when `path` does not exist, or is a regular file of ours (made 0600 if it was looser);
+    otherwise why it must not be written or read: a link (to a file the planter reads), a
+    FIFO, somebody else's file."""
+    if sys.platform == "win32":
+        return ""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "it is a symbolic link"
+        if exc.errno == errno.ENXIO:
+            return "it is not a regular file"
+        return exc.strerror or type(exc).__name__
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "it is not a regular file"
+        if info.st_uid != os.getuid():
+            return "it belongs to another user"
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    finally:
+        os.close(fd)
+    return ""
 
 
 def save_record(record: Record) -> None:
@@ -113,14 +219,18 @@ def forget() -> list[Path]:
     removed: list[Path] = []
     if directory is None:
         return removed
-    if (directory / CACHE_FILE).exists() and (
-        sys.platform == "darwin" or sys.platform.startswith("linux")
+    # The keychain entry's signal file is touched, following links: only a file of ours.
+    if (
+        (directory / CACHE_FILE).exists()
+        and (sys.platform == "darwin" or sys.platform.startswith("linux"))
+        and not private_dir_problem(directory, tighten=False)
+        and not private_file_problem(directory / CACHE_FILE)
     ):
         with suppress(Exception):  # empty the keychain / libsecret entry behind the file
             _encrypted(directory / CACHE_FILE).save("{}")
     for name in (RECORD_FILE, CACHE_FILE, PLAIN_CACHE_FILE):
         path = directory / name
-        for candidate in (path, path.with_name(path.name + ".lockfile")):
+        for candidate in (path, path.with_name(path.name + LOCK_SUFFIX)):
             with suppress(FileNotFoundError):
                 candidate.unlink()
                 if candidate == path:

@@ -210,3 +210,44 @@ def run_ak(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     from .helpers import run
 
     return run(["ak-nofuss", *args], env, timeout=120)
+
+
+# --- the sign-in's private directory -----------------------------------------------------------
+
+
+def test_login_refuses_a_planted_link_before_anyone_signs_in(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A data directory left open to others (a shared XDG_DATA_HOME made with umask 0) where
+    someone planted msal's cache file as a link: the refresh token must not go there, and the
+    CLI must not say "readable only by you"."""
+    data = tmp_path / "shared-data"
+    directory = data / "artifacts-keyring-nofuss"
+    directory.mkdir(parents=True)
+    directory.chmod(0o777)
+    loot = tmp_path / "planted-by-someone-else"
+    loot.write_text("", encoding="utf-8")
+    loot.chmod(0o666)
+    (directory / "msal_token_cache.json").symlink_to(loot)
+    env = dict(client_env, XDG_DATA_HOME=str(data))
+    sim.set_device_flow(user=world.BOB, approve_after_polls=1, interval=1)
+
+    done = run_ak(env, "login", "--device-code", world.SHARED_INDEX)
+
+    assert done.returncode == 1, done.stdout
+    assert done.stdout == ""
+    assert spoken(done.stderr) == [
+        f"ak-nofuss: not keeping the sign-in in {directory / 'msal_token_cache.json'}: it is a "
+        "symbolic link; remove it and sign in again"
+    ]
+    assert loot.read_text(encoding="utf-8") == ""
+    assert sim.count("devicecode") == 0  # refused before anyone was asked to sign in
+    assert oct(directory.stat().st_mode & 0o777) == oct(0o700)
+
+    # Once the link is gone, the same command signs in, into a private directory.
+    (directory / "msal_token_cache.json").unlink()
+    again = run_ak(env, "login", "--device-code", world.SHARED_INDEX)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"signed in as {world.BOB} (tenant {world.T_CONTOSO})\n"
+    for path in directory.iterdir():
+        assert path.stat().st_mode & 0o077 == 0, path.name
