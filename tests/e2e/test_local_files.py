@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .scenarios import feed_accepts, keyring, signed_in, spoken
+from .connect_proxy import connect_proxy
+from .helpers import run
+from .scenarios import bin_path, feed_accepts, keyring, signed_in, spoken
 from .sim import world
 from .sim.server import Simulator
 
@@ -137,8 +139,6 @@ def test_no_command_prints_a_url_password(
     URL with and without a scheme, one that is not a feed), status, setup (shown and
     written), `keyring get` and `ak-nofuss token` (their lines on stderr), and the log file
     with debug on, hold none of them; the URLs are still shown, password redacted."""
-    from .connect_proxy import connect_proxy
-
     log = tmp_path / "credprovider.log"
     pat = sim.add_pat("fabrikam")
     base = signed_in(client_env)
@@ -207,8 +207,6 @@ def test_no_command_prints_a_url_password(
 
 
 def run_ak(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    from .helpers import run
-
     return run(["ak-nofuss", *args], env, timeout=120)
 
 
@@ -251,3 +249,76 @@ def test_login_refuses_a_planted_link_before_anyone_signs_in(
     assert again.stdout == f"signed in as {world.BOB} (tenant {world.T_CONTOSO})\n"
     for path in directory.iterdir():
         assert path.stat().st_mode & 0o077 == 0, path.name
+
+
+# --- ak-nofuss setup --write ---------------------------------------------------------------
+
+
+def test_setup_edits_dotfiles_through_their_links(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Dotfiles kept in a repository and linked into place: the link stays a link, the file
+    in the repository gets the change (and keeps its mode), and the tool reads it there."""
+    env = signed_in(client_env)
+    env.pop("UV_NO_CONFIG")  # uv reads the user's uv.toml, as on a workstation
+    env.pop("PIP_CONFIG_FILE")
+    home = Path(env["HOME"])
+    config = Path(env["XDG_CONFIG_HOME"])
+    dotfiles = home / "dotfiles"
+    dotfiles.mkdir()
+    cases = {
+        "twine": (home / ".pypirc", "[pypi]\nusername = __token__\n"),
+        "pip": (config / "pip" / "pip.conf", "[global]\ntimeout = 60\n"),
+        "uv": (config / "uv" / "uv.toml", "# my uv settings\n"),
+    }
+    for tool, (link, mine) in cases.items():
+        real = dotfiles / link.name
+        real.write_text(mine, encoding="utf-8")
+        real.chmod(0o644)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(real)
+
+        done = run_ak(env, "setup", tool, world.SHARED_INDEX, "--write")
+
+        assert done.returncode == 0, done.stderr
+        assert f"# wrote {real} (through the link {link})" in done.stdout.splitlines()
+        assert link.is_symlink() and link.resolve() == real, tool
+        text = real.read_text(encoding="utf-8")
+        assert mine in text, tool
+        assert "pkgs.dev.azure.com/contoso/_packaging/shared/pypi/" in text, tool
+        assert oct(real.stat().st_mode & 0o777) == oct(0o644), tool
+        assert [p.name for p in link.parent.iterdir() if p.name.endswith(".tmp")] == []
+        assert [p.name for p in dotfiles.iterdir() if p.name.endswith(".tmp")] == []
+
+    # uv reads its uv.toml through the link and installs from the feed with our credential.
+    target = tmp_path / "target"
+    install = run([bin_path("uv"), "pip", "install", "--target", str(target), "tinyfeedpkg"], env)
+    assert install.returncode == 0, install.stderr
+    assert {r.credential_kind for r in sim.requests(kind="download")} == {"session"}
+
+
+def test_setup_creates_new_files_private(sim: Simulator, client_env: dict[str, str]) -> None:
+    home = Path(client_env["HOME"])
+    config = Path(client_env["XDG_CONFIG_HOME"])
+    for tool, path in (
+        ("twine", home / ".pypirc"),
+        ("pip", config / "pip" / "pip.conf"),
+        ("uv", config / "uv" / "uv.toml"),
+    ):
+        done = run_ak(client_env, "setup", tool, world.SHARED_INDEX, "--write")
+        assert done.returncode == 0, done.stderr
+        assert f"# wrote {path}" in done.stdout.splitlines()
+        assert oct(path.stat().st_mode & 0o777) == oct(0o600), tool
+
+
+def test_setup_refuses_a_dangling_dotfile_link(sim: Simulator, client_env: dict[str, str]) -> None:
+    home = Path(client_env["HOME"])
+    (home / ".pypirc").symlink_to(home / "dotfiles" / "pypirc")
+    done = run_ak(client_env, "setup", "twine", world.SHARED_INDEX, "--write")
+    assert done.returncode == 1
+    assert spoken(done.stderr) == [
+        f"ak-nofuss: {home / '.pypirc'} is a link to {home / 'dotfiles' / 'pypirc'}, which "
+        "does not exist: create that file (or remove the link), then run this again"
+    ]
+    assert (home / ".pypirc").is_symlink()
+    assert not (home / "dotfiles").exists()
