@@ -273,11 +273,18 @@ def edit_target(path: Path) -> Path:
     """The file to edit for `path`: itself, or the file a link (a chain of links) leads to. A
     link that leads nowhere is refused: creating a file wherever it points is not ours to do."""
     try:
-        is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+        info = os.lstat(path)
     except FileNotFoundError:
         return path
-    if not is_link:
+    if not stat.S_ISLNK(info.st_mode):
         return path
+    if sys.platform != "win32" and info.st_uid != os.geteuid():
+        # Planted in a directory others can write to (a shared XDG_CONFIG_HOME), or root
+        # running with a user's HOME: a link someone else made could lead anywhere we can write.
+        raise Failed(
+            f"{path} is a link made by another user (uid {info.st_uid}): not following it; "
+            "remove it, or merge the lines above by hand"
+        )
     try:
         return Path(os.path.realpath(path, strict=True))
     except FileNotFoundError:

@@ -81,6 +81,8 @@ def load_record() -> Record | None:
     if directory is None:
         return None
     problem = private_dir_problem(directory, tighten=False)
+    if not problem and exposed_ancestor(directory) is not None:
+        problem = "anyone can replace it"
     if problem:
         if problem != _MISSING:
             _log.debug("sign-in: ignoring %s: %s", directory, problem)
@@ -108,6 +110,13 @@ def _private_dir() -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     with suppress(FileExistsError):
         directory.mkdir(mode=0o700)
+    exposed = exposed_ancestor(directory)
+    if exposed is not None:
+        raise SourceError(
+            f"not keeping the sign-in in {directory}: anyone can rename {exposed} (writable by "
+            "all, without the sticky bit) and put their own directory there; set XDG_DATA_HOME "
+            "to a directory of yours and sign in again"
+        )
     problem = private_dir_problem(directory, tighten=True)
     where = directory
     if not problem:
@@ -165,6 +174,22 @@ def private_dir_problem(directory: Path, tighten: bool) -> str:
     except OSError as exc:
         return f"group or others can enter it ({exc.strerror})"
     return ""
+
+
+def exposed_ancestor(directory: Path) -> Path | None:
+    """A directory above `directory` that anyone may write to without the sticky bit (which
+    would keep them from renaming what is not theirs): whoever renames it, or anything below
+    it, can put a directory of theirs in our directory's place between a check and a write."""
+    if sys.platform == "win32":
+        return None
+    for parent in directory.parents:
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            return parent
+    return None
 
 
 def private_file_problem(path: Path) -> str:

@@ -451,3 +451,23 @@ def test_a_file_that_is_not_utf8_is_one_line(home: Path) -> None:
     (home / ".pypirc").write_bytes(b"[pypi]\nusername = \xff\xfe\n")
     with pytest.raises(Failed, match="is not UTF-8 text; merge the lines above by hand"):
         _setup("twine")
+
+
+@posix_only
+def test_a_link_another_user_planted_is_not_followed(home: Path) -> None:
+    """A config directory others can write to (a shared XDG_CONFIG_HOME): their link to a file
+    of ours is not a way to make us edit it."""
+    _needs_root()
+    ours = home / "my-notes.ini"
+    ours.write_text("[notes]\nkeep = me\n", encoding="utf-8")
+    conf = home / ".config" / "pip" / "pip.conf"
+    conf.parent.mkdir(parents=True)
+    conf.symlink_to(ours)
+    os.lchown(conf, OTHER_UID, OTHER_UID)
+    with pytest.raises(Failed) as caught:
+        _setup("pip")
+    assert str(caught.value) == (
+        f"{conf} is a link made by another user (uid {OTHER_UID}): not following it; remove "
+        "it, or merge the lines above by hand"
+    )
+    assert ours.read_text(encoding="utf-8") == "[notes]\nkeep = me\n"

@@ -482,3 +482,27 @@ def _open_as(uid: int, path: Path) -> str:
     os.waitpid(child, 0)
     with os.fdopen(readable, "rb") as result:
         return result.read().decode()
+
+
+@posix_only
+def test_a_shared_data_home_anyone_can_rename_in_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XDG_DATA_HOME writable by all without the sticky bit: anyone could move our directory
+    aside and put theirs in its place between the check and msal's write."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("XDG_DATA_HOME", str(shared))
+    with pytest.raises(SourceError) as caught:
+        _sign_in_there()
+    assert str(caught.value) == (
+        f"not keeping the sign-in in {shared / store.APP_DIR}: anyone can rename {shared} "
+        "(writable by all, without the sticky bit) and put their own directory there; set "
+        "XDG_DATA_HOME to a directory of yours and sign in again"
+    )
+    assert signin.load_record() is None
+    shared.chmod(0o1777)  # /tmp's way: nobody may rename what is not theirs
+    _sign_in_there()
+    signin.save_record(RECORD)
+    assert signin.load_record() == RECORD
