@@ -173,7 +173,8 @@ def test_a_uri_prefix_ends_on_a_path_segment(sim: Simulator, client_env: dict[st
     )
     evil = "https://pkgs.dev.azure.com/contosoevil/_packaging/shared/pypi/simple/"
     done = keyring(env, "get", evil, "VssSessionToken")
-    assert token not in done.stdout + done.stderr
+    handed = token in done.stdout + done.stderr  # (never shown by a failing assertion)
+    assert not handed, "contoso's token was handed to contosoevil"
     assert done.stdout == ""
     assert done.returncode == 1
     assert "no credential for contosoevil/shared" in one_line_message(done.stderr)
