@@ -143,7 +143,7 @@ def feed_of(url: str, write: bool = False, hosts: tuple[str, ...] | None = None)
     feed = parse_feed_url(url, hosts)
     if feed is None:
         raise Failed(
-            f"{url!r} is not an Azure Artifacts feed URL; expected "
+            f"{_log.redact_url(url)!r} is not an Azure Artifacts feed URL; expected "
             "https://pkgs.dev.azure.com/ORG[/PROJECT]/_packaging/FEED/pypi/simple/"
         )
     return replace(feed, write=True) if write and not feed.write else feed
@@ -335,7 +335,7 @@ def _status(args: argparse.Namespace) -> int:
             "cache": str(disk.directory) if disk is not None else None,
             "sessions": rows,
         }
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(_log.redact_urls(json.dumps(report, indent=2)) + "\n")
         return EXIT_OK
     lines = [
         f"sign-in: {record.username} (tenant {record.tenant})"
@@ -351,7 +351,7 @@ def _status(args: argparse.Namespace) -> int:
         ]
     else:
         lines.append("session tokens: none cached")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write(_log.redact_urls("\n".join(lines)) + "\n")
     return EXIT_OK
 
 

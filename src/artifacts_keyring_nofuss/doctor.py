@@ -49,9 +49,14 @@ class Report:
         return self.accepted and not any(s.status == FAIL for s in self.steps)
 
     def add(self, name: str, status: str, detail: str, fix: str | None = None) -> Step:
-        step = Step(name, status, _log.printable(_log.redact(detail)), fix)
+        step = Step(name, status, self._shown(detail), None if fix is None else self._shown(fix))
         self.steps.append(step)
         return step
+
+    def _shown(self, text: str) -> str:
+        # The URL as typed may have no scheme, which redact() cannot recognise as a URL.
+        text = text.replace(self.url, _log.redact_url(self.url)) if self.url else text
+        return _log.printable(_log.redact(text))
 
 
 def run(url: str, as_json: bool) -> int:
@@ -62,7 +67,7 @@ def run(url: str, as_json: bool) -> int:
         _diagnose(report)
     if as_json:
         payload = {
-            "url": url,
+            "url": _log.printable(_log.redact_url(url)),
             "accepted": report.accepted,
             "steps": [asdict(s) for s in report.steps],
             "trace": report.trace,
@@ -498,7 +503,7 @@ MARKS = {OK: ("ok  ", "32"), WARN: ("warn", "33"), FAIL: ("FAIL", "31"), INFO: (
 
 
 def render(report: Report, colour: bool) -> str:
-    lines = [f"ak-nofuss doctor {report.url}"]
+    lines = [f"ak-nofuss doctor {_log.printable(_log.redact_url(report.url))}"]
     width = max((len(s.name) for s in report.steps), default=0)
     for step in report.steps:
         mark, code = MARKS[step.status]

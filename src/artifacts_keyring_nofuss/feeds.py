@@ -218,8 +218,18 @@ def same_feed(endpoint: str, feed: Feed) -> bool:
 
 
 def prefix_match(prefix: str, feed: Feed) -> bool:
-    """The official provider's URI-prefix rule, applied to the feed's URL without userinfo."""
+    """The official provider's URI-prefix rule, applied to the feed's URL without userinfo, and
+    stricter: the prefix must name a host and end on a boundary (the end of the URL, or a `/`
+    in it or at its own end). A string prefix would hand `https://pkgs.dev.azure.com/contoso`'s
+    token to `https://pkgs.dev.azure.com/contosoevil/...`, an organisation anyone can create."""
     wanted = prefix.strip().lower()
-    if not wanted.startswith("https://"):
+    scheme = "https://"
+    if not wanted.startswith(scheme) or wanted[len(scheme) :][:1] in ("", "/"):
         return False
-    return feed.url.lower().startswith(wanted) or feed.index_url.lower().startswith(wanted)
+    return any(_under(url.lower(), wanted) for url in (feed.url, feed.index_url))
+
+
+def _under(url: str, prefix: str) -> bool:
+    if not url.startswith(prefix):
+        return False
+    return prefix.endswith("/") or len(url) == len(prefix) or url[len(prefix)] == "/"

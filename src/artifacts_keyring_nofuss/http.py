@@ -134,7 +134,8 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str | None:
     no_proxy = _first(env, "no_proxy", "NO_PROXY")
     if no_proxy and bypassed(parts.hostname or "", parts.port, no_proxy):
         return None
-    return proxy
+    # `user:pass@proxy:3128`, as curl takes it: an http proxy.
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def bypassed(host: str, port: int | None, no_proxy: str) -> bool:

@@ -8,6 +8,7 @@ warm path uses it.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -176,22 +177,104 @@ def read_private(path: Path, limit: int) -> bytes | None:
 
 def private_directory(directory: Path) -> str | None:
     """Make `directory` (and its parents) exist, ours and 0700; None when it is, else why it
-    cannot be used. A link, another user's directory or one others may write into is refused:
-    what we put there would be theirs to read or replace."""
+    cannot be used. A link, another user's directory, one others may enter, or one below a
+    directory anyone may rename things in is refused: what we put there would be theirs to
+    read or replace."""
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    exposed = exposed_ancestor(directory)
+    if exposed is not None:
+        return f"anyone can rename {exposed} (writable by all, without the sticky bit)"
+    return private_dir_problem(directory, tighten=True) or None
+
+
+# --- the rules for a directory and the files in it that hold secrets ---------------------------
+
+MISSING = "it does not exist"
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def private_dir_problem(directory: Path, tighten: bool) -> str:
+    """ "" when `directory` is a directory of ours, not a link, that only we can enter (made so
+    when `tighten` and it was looser); otherwise why it must not hold a secret."""
+    if sys.platform == "win32":
+        return ""  # the profile directory's ACL is the user's
+    try:
         info = os.lstat(directory)
+    except FileNotFoundError:
+        return MISSING
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     if stat.S_ISLNK(info.st_mode):
-        return "a symbolic link"
+        return "it is a symbolic link"
     if not stat.S_ISDIR(info.st_mode):
-        return "not a directory"
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return "owned by another user"
-    if sys.platform != "win32" and stat.S_IMODE(info.st_mode) & 0o077:
+        return "it is not a directory"
+    if info.st_uid != os.getuid():
+        return "it belongs to another user"
+    if not stat.S_IMODE(info.st_mode) & 0o077:
+        return ""
+    if not tighten:
+        return "group or others can enter it"
+    try:
+        # Through a descriptor of the directory itself: the name may not be swapped for a link
+        # between the check and the change.
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NO_FOLLOW)
         try:
-            os.chmod(directory, 0o700)  # noqa: PTH101 - the directory was just checked as ours
+            if os.fstat(fd).st_ino != info.st_ino:
+                return "it changed while being checked"
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"group or others can enter it ({exc.strerror})"
+    return ""
+
+
+def exposed_ancestor(directory: Path) -> Path | None:
+    """A directory above `directory` that anyone may write to without the sticky bit (which
+    would keep them from renaming what is not theirs): whoever renames it, or anything below
+    it, can put a directory of theirs in our directory's place between a check and a write."""
+    if sys.platform == "win32":
+        return None
+    for parent in directory.parents:
+        try:
+            mode = parent.stat().st_mode
         except OSError:
-            return "open to other users"
+            continue
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            return parent
     return None
+
+
+def private_file_problem(path: Path) -> str:
+    """ "" when `path` does not exist, or is a regular file of ours (made 0600 if it was looser);
+    otherwise why it must not be written or read: a link (to a file the planter reads), a
+    FIFO, somebody else's file."""
+    if sys.platform == "win32":
+        return ""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "it is a symbolic link"
+        if exc.errno == errno.ENXIO:
+            return "it is not a regular file"
+        return exc.strerror or type(exc).__name__
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "it is not a regular file"
+        if info.st_uid != os.getuid():
+            return "it belongs to another user"
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    finally:
+        os.close(fd)
+    return ""

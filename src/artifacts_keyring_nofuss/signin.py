@@ -33,6 +33,16 @@ RECORD_FILE = "account.json"
 CACHE_FILE = "msal_token_cache.bin"
 PLAIN_CACHE_FILE = "msal_token_cache.json"
 LOGIN_HOST = "login.microsoftonline.com"
+LOCK_SUFFIX = ".lockfile"  # msal-extensions' lock beside its cache file
+# Every name in the directory that we or msal-extensions open: none may be a planted link or
+# somebody else's file when msal is handed the path.
+PRIVATE_FILES = (
+    RECORD_FILE,
+    CACHE_FILE,
+    CACHE_FILE + LOCK_SUFFIX,
+    PLAIN_CACHE_FILE,
+    PLAIN_CACHE_FILE + LOCK_SUFFIX,
+)
 
 
 def data_dir() -> Path | None:
@@ -56,6 +66,13 @@ def load_record() -> Record | None:
     directory = data_dir()
     if directory is None:
         return None
+    problem = local.private_dir_problem(directory, tighten=False)
+    if not problem and local.exposed_ancestor(directory) is not None:
+        problem = "anyone can replace it"
+    if problem:
+        if problem != local.MISSING:
+            _log.debug("sign-in: ignoring %s: %s", directory, problem)
+        return None
     try:
         raw = local.read_private(directory / RECORD_FILE, 64 * 1024)
     except local.Unsafe as exc:
@@ -75,12 +92,34 @@ def load_record() -> Record | None:
 
 
 def _private_dir() -> Path:
+    """The sign-in's directory, created 0700, checked as the session cache's is before anything
+    (msal above all) is handed a path in it; SourceError with the one line otherwise."""
     directory = data_dir()
     if directory is None:
         raise NofussError("no home directory to keep the sign-in in; set HOME")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with suppress(OSError):
-        directory.chmod(0o700)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    exposed = local.exposed_ancestor(directory)
+    if exposed is not None:
+        raise SourceError(
+            f"not keeping the sign-in in {directory}: anyone can rename {exposed} (writable by "
+            "all, without the sticky bit) and put their own directory there; set XDG_DATA_HOME "
+            "to a directory of yours and sign in again"
+        )
+    problem = local.private_dir_problem(directory, tighten=True)
+    where = directory
+    if not problem:
+        for name in PRIVATE_FILES:
+            problem = local.private_file_problem(directory / name)
+            if problem:
+                where = directory / name
+                break
+    if problem:
+        elsewhere = " (or set XDG_DATA_HOME to a directory of yours)" if where == directory else ""
+        raise SourceError(
+            f"not keeping the sign-in in {where}: {problem}; remove it{elsewhere} and sign in again"
+        )
     return directory
 
 
@@ -105,14 +144,18 @@ def forget() -> list[Path]:
     removed: list[Path] = []
     if directory is None:
         return removed
-    if (directory / CACHE_FILE).exists() and (
-        sys.platform == "darwin" or sys.platform.startswith("linux")
+    # The keychain entry's signal file is touched, following links: only a file of ours.
+    if (
+        (directory / CACHE_FILE).exists()
+        and (sys.platform == "darwin" or sys.platform.startswith("linux"))
+        and not local.private_dir_problem(directory, tighten=False)
+        and not local.private_file_problem(directory / CACHE_FILE)
     ):
         with suppress(Exception):  # empty the keychain / libsecret entry behind the file
             _encrypted(directory / CACHE_FILE).save("{}")
     for name in (RECORD_FILE, CACHE_FILE, PLAIN_CACHE_FILE):
         path = directory / name
-        for candidate in (path, path.with_name(path.name + ".lockfile")):
+        for candidate in (path, path.with_name(path.name + LOCK_SUFFIX)):
             with suppress(FileNotFoundError):
                 candidate.unlink()
                 if candidate == path:

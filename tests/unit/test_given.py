@@ -546,6 +546,27 @@ def test_access_token_for_other_prefixes_is_unavailable(
     assert PAT not in result.reason
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pkgs.dev.azure.com/contosoevil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso-evil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso.evil/_packaging/feed/pypi/upload/",
+    ],
+)
+def test_an_org_prefix_is_not_handed_to_an_org_whose_name_starts_with_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_ACCESSTOKEN", PAT)
+    monkeypatch.setenv(
+        "ARTIFACTS_CREDENTIALPROVIDER_URI_PREFIXES", "https://pkgs.dev.azure.com/contoso"
+    )
+    assert isinstance(AccessTokenSource().get_token(_request()), Token)  # its own org: yes
+    result = AccessTokenSource().get_token(_request(feed(url)))
+    assert isinstance(result, Unavailable)
+    assert PAT not in result.reason
+
+
 def test_access_token_without_prefixes_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VSS_NUGET_ACCESSTOKEN", PAT)
     result = AccessTokenSource().get_token(_request())

@@ -244,6 +244,7 @@ def test_no_proxy(host: str, port: int | None, no_proxy: str, bypassed: bool) ->
         ({"HTTP_PROXY": "http://plain:4"}, None),  # not for https, as requests and curl do
         ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "dev.azure.com"}, None),
         ({"HTTPS_PROXY": "  "}, None),
+        ({"https_proxy": "user:pass@proxy:3128"}, "http://user:pass@proxy:3128"),
     ],
 )
 def test_the_proxy_for_an_https_url(env: dict[str, str], proxy: str | None) -> None:
