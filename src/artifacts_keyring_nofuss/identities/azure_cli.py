@@ -185,8 +185,8 @@ def _explain_failure(stderr: bytes, tenant: str | None) -> str:
     if "aadsts" in lowered:
         first = next((ln for ln in lines if "AADSTS" in ln), "")
         return (
-            f"az could not get a token for tenant {tenant or '(default)'}: {first[:200]}; "
-            f"run {login}"
+            f"az could not get a token for tenant {tenant or '(default)'}: "
+            f"{_shortened(first.removeprefix('ERROR: '))}; run {login}"
         )
     if "az login" in lowered and ("please run" in lowered or "not logged in" in lowered):
         return f"not signed in: run {login}"
@@ -194,3 +194,15 @@ def _explain_failure(stderr: bytes, tenant: str | None) -> str:
         return "az crashed; run `az account get-access-token` yourself to see why"
     first = lines[-1] if lines else "no message"
     return f"az failed: {first[:200]}"
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    """Entra's description cut at a sentence or a word within `limit` characters: the real az
+    prints it whole on one line (AADSTS50020 runs to 400 characters, trace ids included)."""
+    if len(text) <= limit:
+        return text
+    sentence = text.rfind(". ", 0, limit)
+    if sentence >= limit // 2:
+        return text[: sentence + 1]
+    word = text.rfind(" ", 0, limit)
+    return text[: word if word > 0 else limit] + "..."
