@@ -80,7 +80,9 @@ def runs(env: Mapping[str, str]) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
-def az(env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def az(
+    env: Mapping[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """The real az through the counting wrapper; both outputs go to the secrets scan."""
     return run([str(Path(env[CALLS_VAR]).parent / "az"), *args], env, timeout=timeout)
 

@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+from artifacts_keyring_nofuss.azversion import az_version, known_problem
+
 from . import realaz
 from .helpers import run
 from .scenarios import bin_path, feed_accepts, keyring, one_line_message, spoken
@@ -48,6 +50,12 @@ def test_the_installed_az_is_the_pinned_one(real_az_env: dict[str, str]) -> None
     assert realaz.spec() == "azure-cli>=2.91.0,<2.92"
     assert version is not None
     assert version.startswith("2.91.")
+    # What doctor will read (azversion): the same version, from the metadata beside az.
+    assert az_version(str(realaz.REAL_AZ), timeout=10) == version
+    # Through the test's PATH wrapper, which names no Python: az itself is asked.
+    wrapper = Path(real_az_env[realaz.CALLS_VAR]).parent / "az"
+    assert az_version(str(wrapper), timeout=10) == version
+    assert known_problem(version) is None
 
 
 def test_a_service_principal_token_is_handed_out_as_it_is(
