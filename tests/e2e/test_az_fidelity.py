@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from .sim.azcli import az as fake_az
 from .sim.jwts import unverified
 from .sim.server import Simulator
 
-Runner = Callable[..., subprocess.CompletedProcess[str]]
 # The parts of Entra's error text that differ on every request.
 VOLATILE = re.compile(r" Trace ID: \S+ Correlation ID: \S+ Timestamp: [\d-]+ [\d:]+Z")
 

@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from artifacts_keyring_nofuss.azversion import az_version, known_problem
 
 from . import realaz
@@ -41,7 +43,9 @@ def cache_file(env: dict[str, str]) -> Path:
     return Path(env["XDG_CACHE_HOME"]) / "artifacts-keyring-nofuss" / "sessions.json"
 
 
-def test_the_installed_az_is_the_pinned_one(real_az_env: dict[str, str]) -> None:
+def test_the_installed_az_is_the_pinned_one(
+    real_az_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     version = realaz.installed_version()
     done = realaz.az(real_az_env, "version", "--output", "json")
     assert done.returncode == 0, done.stderr
@@ -52,7 +56,9 @@ def test_the_installed_az_is_the_pinned_one(real_az_env: dict[str, str]) -> None
     assert version.startswith("2.91.")
     # What doctor will read (azversion): the same version, from the metadata beside az.
     assert az_version(str(realaz.REAL_AZ), timeout=10) == version
-    # Through the test's PATH wrapper, which names no Python: az itself is asked.
+    # Through the test's PATH wrapper, which names no Python: az itself is asked (with this
+    # process's environment: its ~/.azure must be the test's, not the home of whoever runs it).
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(Path(real_az_env["HOME"]) / ".azure"))
     wrapper = Path(real_az_env[realaz.CALLS_VAR]).parent / "az"
     assert az_version(str(wrapper), timeout=10) == version
     assert known_problem(version) is None
