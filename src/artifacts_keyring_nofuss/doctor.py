@@ -109,6 +109,8 @@ def _diagnose(report: Report) -> None:
     if settings is None:
         report.add("settings", FAIL, problem.what, problem.fix)
         return
+    if not feed.extra:
+        _azure_cli(report, settings)
     credential = _lookup(report, feed, settings)
     if credential is not None:
         _feed_read(report, feed, credential, settings)
@@ -349,6 +351,27 @@ def _network_settings(report: Report) -> None:
         return
     parts.append(f"CA certificates from {bundle_var}={bundle}")
     report.add("network", INFO, ", ".join(parts))
+
+
+def _azure_cli(report: Report, settings: Settings) -> None:
+    """Which az a lookup would run, and whether its release is known to break us."""
+    from .azversion import az_version, known_problem
+    from .identities.azure_cli import find_az
+
+    az = find_az()
+    if az is None:
+        report.add("azure cli", INFO, "no `az` on PATH (the azure_cli source does not apply)")
+        return
+    version = az_version(az, timeout=min(5.0, settings.az_timeout))
+    if version is None:
+        report.add("azure cli", INFO, f"{az}, version unknown")
+        return
+    problem = known_problem(version)
+    if problem is not None:
+        what, _, fix = problem.partition(": ")
+        report.add("azure cli", WARN, f"{az} is azure-cli {version}: {what}", fix or None)
+        return
+    report.add("azure cli", INFO, f"{az} is azure-cli {version}")
 
 
 # --- the lookup, as its trace tells it -----------------------------------------------------

@@ -19,8 +19,9 @@ What the tests provide around a snippet, and never change in it (each is said wh
   Python, which is the fresh environment (UV_PYTHON points uv at it: uv's --system skips
   virtual environments otherwise).
 - The one change made to a snippet: `az login` (interactive: a browser) becomes the
-  non-interactive `az login --username ... --password ...` the fake az supports, in the test
-  only.
+  non-interactive `az login --username ... --password ... --allow-no-subscriptions` the fake az
+  supports (the simulated world has no Azure subscriptions, and az, real or fake, refuses a
+  login without one unless told), in the test only.
 - `docker` is a fake (FAKE_DOCKER below) that emulates BuildKit for `docker build --secret`.
 """
 
@@ -314,10 +315,11 @@ def test_local_az(sim: Simulator, client_env: dict[str, str], tmp_path: Path) ->
     # The fake az has no browser: its `az login` needs a user name and password. The one
     # change to a snippet in this module, here in the test only; the user name and password
     # come from the environment, so that the password is not in the script's text.
-    assert re.search(r"^az login$", script, re.M), script
+    assert re.search(r"^az login --allow-no-subscriptions$", script, re.M), script
     script = re.sub(
-        r"^az login$", 'az login --username "$AZ_USER" --password "$AZ_PASSWORD"', script,
-        flags=re.M,
+        r"^az login --allow-no-subscriptions$",
+        'az login --username "$AZ_USER" --password "$AZ_PASSWORD" --allow-no-subscriptions',
+        script, flags=re.M,
     )
     python = python_environment(tmp_path / "python")
     env = machine(client_env, python)

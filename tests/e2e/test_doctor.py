@@ -419,3 +419,22 @@ def test_a_ca_bundle_that_does_not_exist(sim: Simulator, client_env: dict[str, s
     assert "REQUESTS_CA_BUNDLE" in network.fix
     assert first_fail(done.out).name == "network", done.out
     assert sim.count("exchange") == 0
+
+
+# --- the Azure CLI a lookup would run ---------------------------------------------------------
+
+
+def test_doctor_names_the_az_release_and_warns_about_a_known_bad_one(
+    sim: Simulator, client_env: dict[str, str]
+) -> None:
+    env = signed_in(client_env)
+    fine = step(doctor(sim, env, world.SHARED_INDEX).out, "azure cli")
+    assert fine.mark == ""
+    assert "is azure-cli 2." in fine.detail
+    bad = doctor(sim, dict(env, FAKE_AZ_VERSION="2.83.0"), world.SHARED_INDEX)
+    shown = step(bad.out, "azure cli")
+    assert shown.mark == "warn"
+    assert "azure-cli 2.83.0" in shown.detail and "Azure/azure-cli#32853" in shown.detail
+    assert shown.fix is not None and "az upgrade" in shown.fix
+    # A warning, not a failure: the lookup itself worked.
+    assert bad.code == 0 or first_fail(bad.out).name != "azure cli"

@@ -427,6 +427,44 @@ def test_azure_cli_credential_reads_the_fake_az(sim: Simulator, client_env: dict
     assert token.expires_on > time.time() + 3000
 
 
+def test_resource_manager_lists_tenants_and_no_subscriptions(
+    sim: Simulator, http: requests.Session
+) -> None:
+    sim.add_guest(world.ALICE, world.T_FABRIKAM)
+    base = f"https://{world.ARM_HOST}"
+    arm = sim.mint_user_token(world.ALICE, resource=world.ARM_RESOURCE)
+
+    def get(path: str, token: str | None, version: str | None = "2022-12-01") -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        params = {"api-version": version} if version else {}
+        return http.get(base + path, headers=headers, params=params)
+
+    tenants = get("/tenants", arm)
+    assert tenants.status_code == 200
+    assert [t["tenantId"] for t in tenants.json()["value"]] == [world.T_CONTOSO, world.T_FABRIKAM]
+    assert tenants.json()["value"][0]["displayName"] == "Contoso"
+    subscriptions = get("/subscriptions", arm)
+    assert (subscriptions.status_code, subscriptions.json()["value"]) == (200, [])
+    app = sim.mint_app_token(world.SP_FABRIKAM_SECRET, resource=world.ARM_RESOURCE)
+    assert [t["tenantId"] for t in get("/tenants", app).json()["value"]] == [world.T_FABRIKAM]
+
+    refused = {
+        "no token": get("/tenants", None),
+        "a DevOps token": get("/tenants", sim.mint_user_token(world.ALICE)),
+        "a forged token": get("/tenants", sim.mint_user_token(
+            world.ALICE, resource=world.ARM_RESOURCE, forge=True)),
+        "an expired token": get("/tenants", sim.mint_user_token(
+            world.ALICE, resource=world.ARM_RESOURCE, issued_at=int(time.time()) - 7200)),
+    }
+    for case, response in refused.items():
+        assert response.status_code == 401, case
+        assert response.json()["error"]["code"].endswith("Token") or case == "no token", case
+        assert "Bearer" in response.headers["WWW-Authenticate"], case
+    assert get("/tenants", arm, version=None).status_code == 400
+    assert http.get(base + "/providers", params={"api-version": "1"}).status_code == 404
+    assert sim.count("arm") == 9
+
+
 def test_imds(sim: Simulator) -> None:
     url = "http://169.254.169.254/metadata/identity/oauth2/token"
     params = {"api-version": "2018-02-01", "resource": world.DEVOPS_RESOURCE}

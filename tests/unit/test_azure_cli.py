@@ -308,6 +308,30 @@ def test_aadsts_error_as_az_really_prints_it_is_not_mistaken_for_signed_out(
     assert "AADSTS50076" in str(caught.value)
 
 
+def test_aadsts_error_of_azure_cli_2_91_is_shortened_without_its_prefix(fake_az: FakeAz) -> None:
+    """What azure-cli 2.91 prints for a user of another tenant (run against the simulator)."""
+    stderr = (
+        "ERROR: AADSTS50020: User account '{EmailHidden}' from identity provider "
+        "'https://sts.windows.net/4092a4cd-fdc0-42b4-9015-7134a956de3e/' does not exist in "
+        "tenant 'Fabrikam' and cannot access the application "
+        "'04b07795-8ddb-461a-bbee-02f9e1bf7b46' in that tenant. The account needs to be added "
+        "as an external user in the tenant first. Trace ID: 3fbe Correlation ID: 4009 "
+        "Timestamp: 2026-12-02 19:39:38Z\n"
+        "Run the command below to authenticate interactively; additional arguments may be "
+        "added as needed:\naz logout\n"
+        f'az login --tenant "{TENANT}" --scope "499b84ac-1321-427f-aa17-267ca6975798/.default"\n'
+    )
+    fake_az.prints("", rc=1, stderr=stderr)
+    with pytest.raises(SourceError) as caught:
+        _get(TENANT)
+    message = str(caught.value)
+    assert "tenant (default)" not in message
+    assert ": AADSTS50020: User account '{EmailHidden}' from identity provider" in message
+    assert "ERROR:" not in message
+    assert "Trace ID" not in message
+    assert message.endswith(f"...; run `az login --tenant {TENANT}`")
+
+
 def test_aadsts_error_without_a_tenant(fake_az: FakeAz) -> None:
     fake_az.prints("", rc=1, stderr="ERROR: AADSTS700082: The refresh token has expired.\n")
     with pytest.raises(SourceError) as caught:

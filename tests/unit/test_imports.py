@@ -109,7 +109,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "artifacts_keyring_nofus
 # Lowest first. A module may import its own layer's modules (no cycles) and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "errors", "devops", "claims", "challenges", "log"),
-    ("local", "feeds", "tokens", "endpoints", "trace"),
+    ("local", "feeds", "tokens", "endpoints", "trace", "azversion"),
     ("settings",),
     ("deadline",),
     ("http", "discovery"),

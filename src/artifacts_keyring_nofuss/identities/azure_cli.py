@@ -196,7 +196,8 @@ def _explain_failure(stderr: bytes, tenant: str | None) -> tuple[str, str, bool]
     if "aadsts" in lowered:
         first = next((ln for ln in lines if "AADSTS" in ln), "")
         return (
-            f"az could not get a token for tenant {tenant or '(default)'}: {first[:200]}",
+            f"az could not get a token for tenant {tenant or '(default)'}: "
+            f"{_shortened(first.removeprefix('ERROR: '))}",
             login,
             False,
         )
@@ -207,3 +208,15 @@ def _explain_failure(stderr: bytes, tenant: str | None) -> tuple[str, str, bool]
         return "az crashed", see, False
     last = lines[-1] if lines else "no message"
     return f"az failed: {last[:200]}", see, False
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    """Entra's description cut at a sentence or a word within `limit` characters: the real az
+    prints it whole on one line (AADSTS50020 runs to 400 characters, trace ids included)."""
+    if len(text) <= limit:
+        return text
+    sentence = text.rfind(". ", 0, limit)
+    if sentence >= limit // 2:
+        return text[: sentence + 1]
+    word = text.rfind(" ", 0, limit)
+    return text[: word if word > 0 else limit] + "..."

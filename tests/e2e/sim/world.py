@@ -259,6 +259,8 @@ APP_VSSPS_HOST = "app.vssps.visualstudio.com"
 # Where the Basic realm and X-TFS-FedAuthIssuer point: a scale unit, never contacted.
 SCALE_UNIT_HOST = "pkgsprodsu3.pkgs.visualstudio.com"
 PLAIN_INDEX_HOST = "plain-index.example"
+# Azure Resource Manager: the real `az login` lists tenants and subscriptions there.
+ARM_HOST = "management.azure.com"
 IMDS_ADDRESS = "169.254.169.254"
 
 # Names that must never get a credential: each is logged and answered 404.
@@ -303,6 +305,7 @@ HOSTNAMES: tuple[str, ...] = (
     OIDC_ISSUER_HOST,
     GITHUB_ISSUER_HOST,
     GITHUB_TOKEN_HOST,
+    ARM_HOST,
     ONPREM_HOST,
     PLAIN_INDEX_HOST,
     *ATTACKER_HOSTS,
