@@ -644,6 +644,28 @@ def test_fake_az_state(sim: Simulator, client_env: dict[str, str], tmp_path: Pat
     assert any(line.startswith("login --username alice@contoso.com") for line in lines)
 
 
+def test_fake_az_answers_from_its_msal_cache(sim: Simulator, client_env: dict[str, str]) -> None:
+    az_login(client_env, world.ALICE)
+    cache_file = Path(client_env["HOME"]) / ".azure" / "msal_token_cache.json"
+    assert cache_file.stat().st_mode & 0o777 == 0o600
+    before = sim.count("token")
+    first = az_token(client_env)
+    assert sim.count("token") == before + 1
+    assert az_token(client_env)["accessToken"] == first["accessToken"]
+    assert sim.count("token") == before + 1  # from the cache: Entra was not asked
+    cached = [e for e in json.loads(cache_file.read_text())["AccessToken"].values()
+              if e["secret"] == first["accessToken"]]
+    assert [(e["realm"], e["target"], e["expires_on"]) for e in cached] == [
+        (world.T_CONTOSO, f"{world.DEVOPS_SCOPE} {world.DEVOPS_RESOURCE}/user_impersonation",
+         str(first["expires_on"]))]
+    # FAKE_AZ_NO_CACHE=1: every token comes from Entra (and still lands in the cache).
+    fresh = az_token({**client_env, "FAKE_AZ_NO_CACHE": "1"})
+    assert fresh["accessToken"] != first["accessToken"]
+    assert sim.count("token") == before + 2
+    assert az_token(client_env)["accessToken"] == fresh["accessToken"]
+    assert sim.count("token") == before + 2
+
+
 def test_fake_az_knobs(client_env: dict[str, str]) -> None:
     broken = az({**client_env, "FAKE_AZ_BROKEN": "1"}, "--version")
     assert broken.returncode == 1
