@@ -25,8 +25,8 @@ class Note:
     # SimState.generation when the request arrived: a request held back past a reset() (a
     # stall longer than its client waited) belongs to a test that is over.
     generation: int = 0
-    # The connection it came on: a number per listener start, and when it was accepted (before
-    # any handshake); `arrived` is when the request itself had been read.
+    # The connection it came on (numbered from 1 across every listener) and when that was
+    # accepted, before any handshake; `arrived`: when the request itself had been read.
     connection: int = 0
     connected_at: float = 0.0
     arrived: float = 0.0
