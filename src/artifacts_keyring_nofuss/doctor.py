@@ -429,16 +429,32 @@ def _lookup(report: Report, feed: Feed, settings: Settings) -> Token | None:
             INFO,
             f"not needed: {token.source} gave {_KINDS[token.kind]}, used as it is",
         )
-    report.add(
-        "credential",
-        OK,
-        f"{_KINDS[token.kind]} for {token.who} from {token.source}"
-        + (f", scope {token.scope}" if token.scope else "")
-        + f", expires {describe_time(token.expires_on)}",
-    )
+    report.add("credential", OK, describe_credential(token))
     if rest:
         report.add("not asked", INFO, f"{', '.join(rest)} (an earlier source answered)")
     return token
+
+
+def describe_credential(token: Token) -> str:
+    """What pip will be handed: which kind of token, for whom, with which rights, until when."""
+    from . import claims
+
+    what = _KINDS[token.kind]
+    if token.kind == devops.GIVEN:
+        what += (
+            " (a JWT)" if claims.read_claims(token.secret) else " (a PAT, or another opaque token)"
+        )
+    scope = token.scope
+    if token.kind == devops.USER and scope in (None, devops.DEFAULT_SCOPE):
+        scope = "user_impersonation: everything the user may do in Azure DevOps"
+    elif token.kind == devops.APPLICATION:
+        scope = "what the application is granted in the organisation"
+    elif token.kind == devops.GIVEN:
+        scope = "whatever it was minted with"
+    return (
+        f"{what} for {token.who} from {token.source}, scope {scope}, expires "
+        f"{describe_time(token.expires_on)}"
+    )
 
 
 def _show(report: Report, step: _trace.Step, failed: bool) -> None:
@@ -468,6 +484,8 @@ def _show(report: Report, step: _trace.Step, failed: bool) -> None:
         report.add(name, FAIL, f"failed: {step.what}", step.fix)
     elif outcome == _trace.APPLIED:
         report.add(name, OK, step.what)
+    elif outcome == _trace.FELL_BACK:
+        report.add(name, WARN, step.what, step.fix)
     elif outcome in (_trace.NOT_HERE, _trace.SKIPPED, _trace.INFO):
         # Not this machine's way in: what would make it one, in the line itself.
         prefix = "does not apply: " if outcome == _trace.NOT_HERE else ""
@@ -493,6 +511,17 @@ def _feed_read(report: Report, feed: Feed, token: Token, settings: Settings) -> 
     )
     if status is None:
         report.add("feed", FAIL, f"could not reach {feed.index_url}", "check the network")
+    elif (refused(status) or status == 403) and _a_pat(token):
+        report.add(
+            "feed",
+            FAIL,
+            f"{feed.index_url} refused the handed-over PAT ({status}): global PATs (for all "
+            "organisations) stopped working on 2026-12-01, and a PAT also needs the Packaging "
+            "scope",
+            f"create an organisation-scoped PAT for {feed.org} with Packaging (Read) (Read & "
+            "write to publish) and hand that over, or let a sign-in answer instead (unset the "
+            f"variable {token.source} read)",
+        )
     elif refused(status) or status == 403:
         report.add(
             "feed",
@@ -513,6 +542,12 @@ def _feed_read(report: Report, feed: Feed, token: Token, settings: Settings) -> 
     else:
         report.accepted = True
         report.add("feed", OK, f"{feed.index_url} accepted the credential ({status})")
+
+
+def _a_pat(token: Token) -> bool:
+    from . import claims
+
+    return token.kind == devops.GIVEN and claims.read_claims(token.secret) is None
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -72,8 +72,15 @@ def pair(sim: Simulator, real_az_env: dict[str, str], tmp_path: Path) -> Pair:
 
 
 def token_args(*extra: str) -> tuple[str, ...]:
-    return ("account", "get-access-token", "--resource", world.DEVOPS_RESOURCE, *extra,
-            "--output", "json")
+    return (
+        "account",
+        "get-access-token",
+        "--resource",
+        world.DEVOPS_RESOURCE,
+        *extra,
+        "--output",
+        "json",
+    )
 
 
 def same_profiles(pair: Pair) -> Any:
@@ -161,16 +168,24 @@ def test_a_guest_gets_an_entry_per_tenant_the_same(sim: Simulator, pair: Pair) -
     pair.login_user(world.ALICE)
     profile = same_profiles(pair)
     assert [(s["tenantId"], s["isDefault"]) for s in profile["subscriptions"]] == [
-        (world.T_CONTOSO, True), (world.T_FABRIKAM, False)
+        (world.T_CONTOSO, True),
+        (world.T_FABRIKAM, False),
     ]
     token = same_token_shape(pair, "--tenant", world.T_FABRIKAM)
     assert token["accessToken"]["tid"] == world.T_FABRIKAM
 
 
 def test_service_principals_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    pair.login("--service-principal", "-u", world.SP_CONTOSO_SECRET, "-p",
-               world.SP_CONTOSO_SECRET_VALUE, "--tenant", world.T_CONTOSO,
-               "--allow-no-subscriptions")
+    pair.login(
+        "--service-principal",
+        "-u",
+        world.SP_CONTOSO_SECRET,
+        "-p",
+        world.SP_CONTOSO_SECRET_VALUE,
+        "--tenant",
+        world.T_CONTOSO,
+        "--allow-no-subscriptions",
+    )
     profile = same_profiles(pair)
     assert [s["user"] for s in profile["subscriptions"]] == [
         {"name": world.SP_CONTOSO_SECRET, "type": "servicePrincipal"}
@@ -180,7 +195,8 @@ def test_service_principals_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch
 
     token = same_token_shape(pair, "--tenant", world.T_CONTOSO)
     assert (token["accessToken"]["idtyp"], token["accessToken"]["appid"]) == (
-        "app", world.SP_CONTOSO_SECRET
+        "app",
+        world.SP_CONTOSO_SECRET,
     )
     text = same_error(pair, *token_args("--tenant", world.T_FABRIKAM))
     assert "AADSTS700016" in text
