@@ -16,13 +16,18 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from . import log as _log
 from .errors import Failed, NofussError
 from .feeds import Feed, parse_feed_url
 from .tokens import Token, describe_time
+
+if TYPE_CHECKING:
+    from .settings import Settings
+    from .signin import Record
+    from .store import Store
 
 PROG = "ak-nofuss"
 USERNAME = "VssSessionToken"
@@ -83,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
     login = commands.add_parser("login", help="sign in without az (browser or device code)")
     login.add_argument("url", metavar="URL", nargs="?", help="a feed, to sign in to its tenant")
     login.add_argument("--device-code", action="store_true", help="never open a browser")
+    login.add_argument(
+        "--write",
+        action="store_true",
+        help="with your organisation's own client (ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID): ask "
+        "for the publish scope too (an upload URL asks for it anyway)",
+    )
 
     commands.add_parser("logout", help="forget the sign-in and every cached session token")
 
@@ -135,28 +146,30 @@ def _say_error(message: str) -> None:
     sys.stderr.write(f"{PROG}: {_log.printable(_log.redact(message))}\n")
 
 
-def feed_of(url: str, write: bool = False) -> Feed:
-    feed = parse_feed_url(url)
+def feed_of(url: str, write: bool = False, hosts: tuple[str, ...] | None = None) -> Feed:
+    feed = parse_feed_url(url, hosts)
     if feed is None:
         raise Failed(
-            f"{url!r} is not an Azure Artifacts feed URL; expected "
+            f"{_log.redact_url(url)!r} is not an Azure Artifacts feed URL; expected "
             "https://pkgs.dev.azure.com/ORG[/PROJECT]/_packaging/FEED/pypi/simple/"
         )
     return replace(feed, write=True) if write and not feed.write else feed
 
 
 def _credential(url: str, write: bool) -> tuple[Feed, Token]:
-    from .lookup import credential
+    from .lookup import Engine
+    from .settings import Settings
 
-    feed = feed_of(url, write)
-    return feed, credential(feed)
+    settings = Settings.load()
+    feed = feed_of(url, write, settings.extra_hosts)
+    return feed, Engine().credential(feed, settings)
 
 
 # --- token and exec ------------------------------------------------------------------------
 
 
 def _token(args: argparse.Namespace) -> int:
-    feed, token = _credential(args.url, args.write)
+    _, token = _credential(args.url, args.write)
     if args.format == "password":
         out = token.secret
     elif args.format == "basic":
@@ -170,7 +183,8 @@ def _token(args: argparse.Namespace) -> int:
                 "username": USERNAME,
                 "password": token.secret,
                 "expires_on": describe_time(token.expires_on) if token.expires_on else None,
-                "scope": feed.scope if token.user and not token.as_is else None,
+                "scope": token.scope,
+                "kind": token.kind,
                 "source": token.source,
             }
         )
@@ -202,7 +216,7 @@ def _which(name: str) -> str | None:
     must not be able to plant a program that receives the token)."""
     if os.sep in name or (os.altsep and os.altsep in name):
         return name if os.access(name, os.X_OK) else None
-    from .identities.azure_cli import find_on_path
+    from .local import find_on_path
 
     return find_on_path((name,))
 
@@ -211,29 +225,35 @@ def _which(name: str) -> str | None:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from . import config, signin
+    from . import signin
+    from .settings import Settings
 
+    settings = Settings.load()
     tenant = None
+    write = bool(args.write)
     if args.url:
-        feed = feed_of(args.url)
-        tenant = _tenant_of(feed)
-    authority = signin.authority_for(tenant)
-    timeout = config.device_flow_timeout()
+        feed = feed_of(args.url, hosts=settings.extra_hosts)
+        tenant = _tenant_of(feed, settings)
+        write = write or feed.write
+    authority = signin.authority_for(tenant, settings)
+    scopes = signin.scopes_for(settings, write)
+    timeout = settings.device_flow_timeout
     with _log.hushed("msal"):
-        session = signin.SignIn(authority)
+        session = signin.SignIn(authority, settings)
         if not args.device_code and _browser_available():
             sys.stderr.write(f"{PROG}: opening a browser to sign in to {authority} ...\n")
-            result = session.browser(timeout, config.login_hint())
+            result = session.browser(timeout, settings.login_hint, scopes)
         else:
 
             def say(message: str) -> None:
                 sys.stderr.write(f"{PROG}: {message}\n")
                 sys.stderr.flush()
 
-            result = session.device_code(say, timeout)
+            result = session.device_code(say, timeout, scopes)
         record = session.record(result, authority)
     signin.save_record(record)
-    sys.stdout.write(f"signed in as {record.username} (tenant {record.tenant})\n")
+    granted = f", scopes {record.scopes}" if settings.client_id is not None else ""
+    sys.stdout.write(f"signed in as {record.username} (tenant {record.tenant}{granted})\n")
     if not session.encrypted:
         sys.stderr.write(
             f"{PROG}: note: this system offers no keyring to encrypt the sign-in; msal keeps it "
@@ -242,13 +262,17 @@ def _login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tenant_of(feed: Feed) -> str | None:
-    from . import config
+def _tenant_of(feed: Feed, settings: Settings) -> str | None:
     from .deadline import Deadline
     from .discovery import discover
     from .http import Http
 
-    http = Http(Deadline(config.deadline_seconds()))
+    if feed.extra:
+        raise Failed(
+            f"{feed.host} is a host declared in ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS, not an "
+            "Azure DevOps Services feed: a sign-in is never used for it"
+        )
+    http = Http(Deadline(settings.deadline), settings.env)
     try:
         return discover(feed, http).tenant
     finally:
@@ -269,12 +293,26 @@ def _browser_available() -> bool:
     return True
 
 
+def _store() -> Store | None:
+    """The session-token cache on disk, when it is on and there is somewhere to keep it."""
+    from .deadline import Deadline
+    from .local import cache_dir
+    from .settings import Settings
+    from .store import Store
+
+    settings = Settings.load()
+    directory = cache_dir(settings.env)
+    if not settings.cache or directory is None:
+        return None
+    return Store(directory, Deadline(settings.deadline))
+
+
 def _logout(args: argparse.Namespace) -> int:
-    from . import signin, store
+    from . import signin
 
     record = signin.load_record()
     removed = signin.forget()
-    disk = store.open_store()
+    disk = _store()
     sessions = len(disk.entries()) if disk is not None else 0
     if disk is not None:
         disk.clear()
@@ -288,10 +326,10 @@ def _logout(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from . import signin, store
+    from . import signin
 
     record = signin.load_record()
-    disk = store.open_store()
+    disk = _store()
     entries = disk.entries() if disk is not None else []
     rows = [
         {
@@ -302,20 +340,36 @@ def _status(args: argparse.Namespace) -> int:
         }
         for e in sorted(entries, key=lambda e: (e.org, e.scope, e.expires_on))
     ]
-    if args.json:
-        report = {
-            "signed_in": {"username": record.username, "tenant": record.tenant} if record else None,
-            "cache": str(store.cache_dir()) if disk is not None else None,
-            "sessions": rows,
-        }
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-        return EXIT_OK
-    lines = [
-        f"sign-in: {record.username} (tenant {record.tenant})"
-        if record
-        else "sign-in: none (`ak-nofuss login` signs in without az)",
-        f"cache: {store.cache_dir()}" if disk is not None else "cache: off",
+    refusals = [
+        {"organisation": org, "policy": policy, "until": describe_time(until)}
+        for org, policy, until in sorted(disk.refusals() if disk is not None else [])
     ]
+    held = _scopes_held(record) if record is not None else []
+    if args.json:
+        signed_in = None
+        if record is not None:
+            signed_in = {
+                "username": record.username,
+                "tenant": record.tenant,
+                "client_id": record.client_id,
+                "scopes": held,
+            }
+        report = {
+            "signed_in": signed_in,
+            "cache": str(disk.directory) if disk is not None else None,
+            "sessions": rows,
+            "session_tokens_refused": refusals,
+        }
+        sys.stdout.write(_log.redact_urls(json.dumps(report, indent=2)) + "\n")
+        return EXIT_OK
+    if record is not None:
+        client = "" if record.client_id == signin.CLIENT_ID else f", client {record.client_id}"
+        sign_in = f"sign-in: {record.username} (tenant {record.tenant}{client}), scopes " + (
+            " ".join(held) or "(none held now)"
+        )
+    else:
+        sign_in = "sign-in: none (`ak-nofuss login` signs in without az)"
+    lines = [sign_in, f"cache: {disk.directory}" if disk is not None else "cache: off"]
     if rows:
         lines.append("session tokens (the tokens themselves are not shown):")
         lines += [
@@ -324,8 +378,25 @@ def _status(args: argparse.Namespace) -> int:
         ]
     else:
         lines.append("session tokens: none cached")
-    sys.stdout.write("\n".join(lines) + "\n")
+    if refusals:
+        lines.append("organisations that refuse session tokens (Entra tokens are handed out):")
+        lines += [f"  {r['organisation']}  {r['policy']}  until {r['until']}" for r in refusals]
+    sys.stdout.write(_log.redact_urls("\n".join(lines)) + "\n")
     return EXIT_OK
+
+
+def _scopes_held(record: Record) -> list[str]:
+    """The scopes msal holds tokens of for this sign-in; the recorded grant when msal's cache
+    cannot be read here."""
+    from . import signin
+    from .settings import Settings
+
+    try:
+        with _log.hushed("msal"):
+            session = signin.SignIn(record.authority, Settings.load(), record.client_id)
+            return session.scopes_held(record)
+    except Exception:  # noqa: BLE001 - status shows what it can; msal's cache is msal's
+        return record.scopes.split()
 
 
 # --- doctor and setup ------------------------------------------------------------------------

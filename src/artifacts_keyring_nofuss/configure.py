@@ -10,13 +10,17 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import log as _log
 from .errors import Failed
 from .feeds import Feed
 
@@ -34,10 +38,19 @@ class Plan:
     done_when: dict[int, Callable[[str], bool]] = field(default_factory=dict)
 
 
+class _Out:
+    """stdout, with every URL's password redacted: what setup prints comes from the feed, never
+    from the URL as typed, and this keeps it so."""
+
+    @staticmethod
+    def write(text: str) -> None:
+        sys.stdout.write(_log.redact_urls(text))
+
+
 def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
     index_name = name or _default_name(feed)
     plan = PLANS[tool](feed, index_name)
-    out = sys.stdout
+    out = _Out()
     out.write(f"# {plan.explain}\n")
     if plan.path is not None:
         out.write(f"# in {plan.path}:\n")
@@ -46,10 +59,14 @@ def run(tool: str, feed: Feed, url: str, write: bool, name: str | None) -> int:
         out.write("# (ak-nofuss setup ... --write makes this change)\n")
         return 0
     if plan.path is not None:
-        changed = _apply_file(tool, plan, feed, index_name)
-        out.write(f"# {'wrote' if changed else 'already there, unchanged:'} {plan.path}\n")
+        written = _apply_file(tool, plan, feed, index_name)
+        if written is None:
+            out.write(f"# already there, unchanged: {plan.path}\n")
+        else:
+            link = f" (through the link {plan.path})" if written != plan.path else ""
+            out.write(f"# wrote {written}{link}\n")
     for number, command in enumerate(plan.commands):
-        from .identities.azure_cli import find_on_path
+        from .local import find_on_path
 
         program = find_on_path((command[0],))
         if program is None:
@@ -280,20 +297,125 @@ PLANS = {"pip": _pip, "uv": _uv, "twine": _twine, "poetry": _poetry, "pdm": _pdm
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _apply_file(tool: str, plan: Plan, feed: Feed, name: str) -> bool:
+def _apply_file(tool: str, plan: Plan, feed: Feed, name: str) -> Path | None:
+    """The file written (the link's target when the user's file is a link), or None when it
+    already had the change."""
     assert plan.path is not None  # noqa: S101 - only file plans get here
-    path = plan.path
-    before = path.read_text(encoding="utf-8") if path.is_file() else ""
-    after = _merge_uv(before, feed, name) if tool == "uv" else _merge_ini(before, plan.text, path)
+    target = edit_target(plan.path)
+    before, original = read_config(target)
+    after = _merge_uv(before, feed, name) if tool == "uv" else _merge_ini(before, plan.text, target)
     if after == before:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(path.name + ".ak-nofuss.tmp")
-    staged.write_text(after, encoding="utf-8")
-    if path.exists():
-        staged.chmod(path.stat().st_mode & 0o777)
-    staged.replace(path)
-    return True
+        return None
+    replace_file(target, after, original)
+    return target
+
+
+# --- the user's file, edited in place as far as anyone can see --------------------------------
+# Another local user may poll a home directory that others can read, and dotfiles are often
+# links into a repository: a staged copy must never be readable by others for an instant, and a
+# link must stay a link, its target holding the change.
+
+MAX_CONFIG = 1024 * 1024
+
+
+def edit_target(path: Path) -> Path:
+    """The file to edit for `path`: itself, or the file a link (a chain of links) leads to. A
+    link that leads nowhere is refused: creating a file wherever it points is not ours to do."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISLNK(info.st_mode):
+        return path
+    if sys.platform != "win32" and info.st_uid != os.geteuid():
+        # Planted in a directory others can write to (a shared XDG_CONFIG_HOME), or root
+        # running with a user's HOME: a link someone else made could lead anywhere we can write.
+        raise Failed(
+            f"{path} is a link made by another user (uid {info.st_uid}): not following it; "
+            "remove it, or merge the lines above by hand"
+        )
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        raise Failed(
+            f"{path} is a link to {os.path.realpath(path)}, which does not exist: create that file "
+            "(or remove the link), then run this again"
+        ) from None
+    except OSError as exc:
+        raise Failed(f"{path} is a link that leads nowhere ({exc.strerror})") from None
+
+
+def read_config(path: Path) -> tuple[str, os.stat_result | None]:
+    """The text of a config file and its status, or ("", None) when there is none. Only a
+    regular file of a reasonable size, with one name (a replace would leave another name, a
+    hard link, holding the old text); never blocking on a FIFO."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return "", None
+    except OSError as exc:
+        raise Failed(
+            f"cannot read {path} ({exc.strerror}); merge the lines above by hand"
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Failed(f"{path} is not a regular file; merge the lines above by hand")
+        if info.st_nlink > 1:
+            raise Failed(
+                f"{path} has {info.st_nlink} hard links, which replacing it would leave with the "
+                "old text; merge the lines above by hand"
+            )
+        if info.st_size > MAX_CONFIG:
+            raise Failed(f"{path} is larger than 1 MiB; merge the lines above by hand")
+        data = os.read(fd, MAX_CONFIG + 1)
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8"), info
+    except UnicodeDecodeError:
+        raise Failed(f"{path} is not UTF-8 text; merge the lines above by hand") from None
+
+
+def replace_file(path: Path, text: str, original: os.stat_result | None) -> None:
+    """Write `text` to `path` atomically: staged in the same directory, created exclusively
+    (mkstemp: 0600, never through a link), given the original's owner and mode (0600 for a new
+    file) before its first byte, then moved over the old one."""
+    posix = sys.platform != "win32"
+    if original is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif posix and original.st_uid != os.geteuid() and os.geteuid() != 0:
+        raise Failed(
+            f"{path} belongs to another user (uid {original.st_uid}); ak-nofuss edits only "
+            "your own files: merge the lines above by hand"
+        )
+    try:
+        fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise Failed(
+            f"cannot write {path} ({exc.strerror}); merge the lines above by hand"
+        ) from None
+    try:
+        if posix:
+            if original is not None:
+                mine = os.fstat(fd)
+                if (mine.st_uid, mine.st_gid) != (original.st_uid, original.st_gid):
+                    os.fchown(fd, original.st_uid, original.st_gid)
+            os.fchmod(fd, 0o600 if original is None else stat.S_IMODE(original.st_mode) & 0o777)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(staged).replace(path)
+    except BaseException as exc:
+        with suppress(OSError):
+            Path(staged).unlink()
+        if isinstance(exc, OSError):
+            raise Failed(
+                f"cannot write {path} ({exc.strerror}); merge the lines above by hand"
+            ) from None
+        raise
 
 
 def _merge_ini(before: str, snippet: str, where: Path) -> str:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .errors import NofussError
+from .settings import DEADLINE_VAR
 
-DEADLINE_VAR = "ARTIFACTS_KEYRING_NOFUSS_TIMEOUT"
 T = TypeVar("T")
 
 
@@ -36,8 +36,8 @@ class Deadline:
 
     def exceeded(self, doing: str) -> DeadlineExceeded:
         return DeadlineExceeded(
-            f"{doing} did not finish within the lookup's {self.seconds:g} s "
-            f"(raise {DEADLINE_VAR} if the network is just slow)"
+            f"{doing} did not finish within the lookup's {self.seconds:g} s",
+            f"raise {DEADLINE_VAR} if the network is just slow",
         )
 
     def run(self, doing: str, work: Callable[[], T]) -> T:

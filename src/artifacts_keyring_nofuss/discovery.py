@@ -11,7 +11,7 @@ from .errors import DiscoveryError
 from .feeds import Feed
 
 if TYPE_CHECKING:
-    from .http import Http, Response
+    from .http import Network, Response
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Discovery:
     authorization_endpoint: str  # validated session-token service, ending in '/'
 
 
-def discover(feed: Feed, http: Http) -> Discovery:
+def discover(feed: Feed, http: Network) -> Discovery:
     response = http.get(feed.url)
     return interpret(feed, response)
 
@@ -30,8 +30,8 @@ def interpret(feed: Feed, response: Response) -> Discovery:
     """Validate what the anonymous answer says; raise DiscoveryError rather than trust it."""
     if 300 <= response.status < 400:
         raise DiscoveryError(
-            f"{feed.host} redirected the anonymous request instead of asking for sign-in; "
-            "check the feed URL"
+            f"{feed.host} redirected the anonymous request instead of asking for sign-in",
+            "check the feed URL",
         )
     found = challenges.parse(response.header_values("WWW-Authenticate"))
     bearer = next((c for c in found if c.scheme == "bearer"), None)
@@ -40,12 +40,12 @@ def interpret(feed: Feed, response: Response) -> Discovery:
     if bearer is None and not resource_tenant and endpoint_header is None:
         if response.status == 429 or response.status >= 500:
             raise DiscoveryError(
-                f"{feed.host} answered HTTP {response.status} (busy or down) to every try; "
-                "try again later"
+                f"{feed.host} answered HTTP {response.status} (busy or down) to every try",
+                "try again later",
             )
         raise DiscoveryError(
-            f"{feed.host} answered {response.status} without Azure DevOps sign-in headers; "
-            "check that the URL is an Azure Artifacts feed"
+            f"{feed.host} answered {response.status} without Azure DevOps sign-in headers",
+            "check that the URL is an Azure Artifacts feed",
         )
     try:
         authority, tenant = _authority(bearer)
@@ -58,8 +58,8 @@ def interpret(feed: Feed, response: Response) -> Discovery:
             token_service = endpoints.authorization_endpoint(endpoint_header.strip(), feed.org)
     except endpoints.UntrustedEndpoint as exc:
         raise DiscoveryError(
-            f"not sending any token for {feed.host}/{feed.org}: {exc} "
-            "(a proxy or DNS entry may be tampering with the feed's answer)"
+            f"not sending any token for {feed.host}/{feed.org}: {exc}",
+            "check the network: a proxy or DNS entry may be tampering with the feed's answer",
         ) from None
     result = Discovery(tenant=tenant, authority=authority, authorization_endpoint=token_service)
     _log.debug(

@@ -11,19 +11,15 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import config, discovery, exchange, identities
+from . import devops, identities
 from . import log as _log
-from .deadline import Deadline
-from .errors import BearerRefused, NofussError, SourceError
+from . import trace as _trace
+from .errors import NofussError
 from .feeds import Feed, parse_feed_url
+from .settings import NONINTERACTIVE_VAR, Settings, keyringrc_path
 from .tokens import Token, describe_time
-
-if TYPE_CHECKING:
-    from .http import Http
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 BACKEND_CLASS = "AzureArtifactsBackend"
@@ -44,6 +40,8 @@ class Report:
     url: str
     steps: list[Step] = field(default_factory=list)
     accepted: bool = False
+    # The lookup's own trace, as it ran: the same data the one line and debug output render.
+    trace: list[dict[str, str | None]] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -51,22 +49,28 @@ class Report:
         return self.accepted and not any(s.status == FAIL for s in self.steps)
 
     def add(self, name: str, status: str, detail: str, fix: str | None = None) -> Step:
-        step = Step(name, status, _log.printable(_log.redact(detail)), fix)
+        step = Step(name, status, self._shown(detail), None if fix is None else self._shown(fix))
         self.steps.append(step)
         return step
 
+    def _shown(self, text: str) -> str:
+        # The URL as typed may have no scheme, which redact() cannot recognise as a URL.
+        text = text.replace(self.url, _log.redact_url(self.url)) if self.url else text
+        return _log.printable(_log.redact(text))
+
 
 def run(url: str, as_json: bool) -> int:
-    # A diagnosis never starts a sign-in; it says which command does.
-    os.environ[config.NONINTERACTIVE_VAR] = "true"
+    # A diagnosis never starts a sign-in; it says which command does (its lookup runs with
+    # prompts off, and so does the `keyring get` it runs).
     report = Report(url)
     with _log.hushed("azure", "msal"):
         _diagnose(report)
     if as_json:
         payload = {
-            "url": url,
+            "url": _log.printable(_log.redact_url(url)),
             "accepted": report.accepted,
             "steps": [asdict(s) for s in report.steps],
+            "trace": report.trace,
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
@@ -75,7 +79,12 @@ def run(url: str, as_json: bool) -> int:
 
 
 def _diagnose(report: Report) -> None:
-    feed = parse_feed_url(report.url)
+    try:
+        settings: Settings | None = Settings.load()
+    except NofussError as exc:
+        settings = None
+        problem = exc
+    feed = parse_feed_url(report.url, settings.extra_hosts if settings else None)
     if feed is None:
         report.add(
             "url",
@@ -90,35 +99,32 @@ def _diagnose(report: Report) -> None:
         OK,
         f"organisation {feed.org}, project {feed.project or '(none)'}, feed {feed.feed}"
         + (f", view {feed.view}" if feed.view else "")
-        + f"; needs {feed.scope} ({'publish' if feed.write else 'read'})",
+        + f"; needs {feed.scope} ({'publish' if feed.write else 'read'})"
+        + ("; a host declared as Azure DevOps: handed-over tokens only" if feed.extra else ""),
     )
     _keyring_here(report)
     _keyring_on_path(report)
     _client_settings(report, feed)
     _network_settings(report)
-    deadline = Deadline(config.deadline_seconds() * 3)
-    from .http import Http
-
-    http = Http(deadline)
-    try:
-        found = _discovery(report, feed, http)
-        chosen = _sources(report, feed, found, deadline)
-        if chosen is None:
-            return
-        credential = _exchange(report, feed, found, chosen, http)
-    finally:
-        http.close()
+    if settings is None:
+        report.add("settings", FAIL, problem.what, problem.fix)
+        return
+    if not feed.extra:
+        _azure_cli(report, settings)
+    credential = _lookup(report, feed, settings)
     if credential is not None:
-        _feed_read(report, feed, credential)
+        _feed_read(report, feed, credential, settings)
         if report.accepted:
-            _path_keyring_answers(report, feed)
+            _path_keyring_answers(report, feed, settings.deadline)
 
 
 # --- keyring: this interpreter, and the `keyring` that pip and uv run --------------------------
 
 
-def _keyringrc_default() -> tuple[str | None, Path]:
-    path = config.keyringrc_path()
+def _keyringrc_default() -> tuple[str | None, Path | None]:
+    path = keyringrc_path()
+    if path is None:
+        return None, None
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
@@ -153,7 +159,7 @@ def _shadowing() -> tuple[str, str] | None:
 
 def _path_keyring() -> str | None:
     """The `keyring` that pip's subprocess mode and uv run (never the current directory's)."""
-    from .identities.azure_cli import find_on_path
+    from .local import find_on_path
 
     return find_on_path(("keyring.exe", "keyring") if sys.platform == "win32" else ("keyring",))
 
@@ -221,18 +227,19 @@ def _keyring_on_path(report: Report) -> None:
         report.add("keyring (on PATH)", OK, f"{program} loads this backend")
 
 
-def _path_keyring_answers(report: Report, feed: Feed) -> None:
+def _path_keyring_answers(report: Report, feed: Feed, timeout: float) -> None:
     """What pip and uv will get: the `keyring` on PATH asked the way they ask."""
     program = _path_keyring()
     if program is None:
         return
-    try:  # with the environment run() set: never prompting
+    try:
         done = subprocess.run(
             [program, "get", feed.url, "VssSessionToken"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            timeout=config.deadline_seconds() + 15,
+            timeout=timeout + 15,
             check=False,
+            env={**os.environ, NONINTERACTIVE_VAR: "true"},  # never prompting
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         report.add("keyring get", FAIL, f"`keyring get` on PATH failed: {exc}")
@@ -346,151 +353,175 @@ def _network_settings(report: Report) -> None:
     report.add("network", INFO, ", ".join(parts))
 
 
-# --- discovery, identity sources, exchange, the feed ----------------------------------------
+def _azure_cli(report: Report, settings: Settings) -> None:
+    """Which az a lookup would run, and whether its release is known to break us."""
+    from .azversion import az_version, known_problem
+    from .identities.azure_cli import find_az
+
+    az = find_az()
+    if az is None:
+        report.add("azure cli", INFO, "no `az` on PATH (the azure_cli source does not apply)")
+        return
+    version = az_version(az, timeout=min(5.0, settings.az_timeout))
+    if version is None:
+        report.add("azure cli", INFO, f"{az}, version unknown")
+        return
+    problem = known_problem(version)
+    if problem is not None:
+        what, _, fix = problem.partition(": ")
+        report.add("azure cli", WARN, f"{az} is azure-cli {version}: {what}", fix or None)
+        return
+    report.add("azure cli", INFO, f"{az} is azure-cli {version}")
 
 
-def _discovery(report: Report, feed: Feed, http: Http) -> discovery.Discovery | None:
-    try:
-        found = discovery.discover(feed, http)
-    except NofussError as exc:
-        report.add(
-            "discovery",
-            FAIL,
-            str(exc),
-            "check the URL, the network and the proxy (sources that need no discovery, "
-            "such as a given token, may still work)",
-        )
-        return None
-    report.add(
-        "discovery",
-        OK,
-        f"tenant {found.tenant or '(not named: personal accounts)'}, sign-in at "
-        f"{found.authority}, token service {found.authorization_endpoint}",
-    )
-    return found
+# --- the lookup, as its trace tells it -----------------------------------------------------
+
+_KINDS = {
+    devops.GIVEN: "a handed-over token",
+    devops.USER: "a user's Entra token",
+    devops.APPLICATION: "an application token",
+    devops.SESSION: "a session token",
+}
 
 
-def _sources(
-    report: Report, feed: Feed, found: discovery.Discovery | None, deadline: Deadline
-) -> tuple[str, Token] | None:
-    try:
-        forced, where = config.provider_setting()
-        names = identities.chain(forced, where)
-    except NofussError as exc:
-        report.add("identity", FAIL, str(exc), "fix the provider setting")
-        return None
-    chosen: tuple[str, Token] | None = None
-    for name in names:
-        source = identities.load(name)
-        if source.needs_discovery and found is None:
-            report.add(f"source {name}", INFO, "skipped: needs the discovery that failed")
-            continue
-        request = identities.TokenRequest(
-            feed=feed, tenant=found.tenant if found else None, deadline=deadline
-        )
-        try:
-            got = deadline.run(name, partial(source.get_token, request))
-        except NofussError as exc:
-            detail, fix = split_fix(str(exc))
-            status = FAIL if chosen is None or not isinstance(exc, SourceError) else WARN
-            report.add(f"source {name}", status, f"failed: {detail}", fix)
-            continue
-        if isinstance(got, identities.Unavailable):
-            report.add(f"source {name}", INFO, f"does not apply: {got.reason}")
-            continue
-        report.add(f"source {name}", *_describe_token(got, found, chosen is None))
-        if chosen is None and not got.expired():
-            chosen = (name, got)
-    if chosen is None:
-        failed = [s for s in report.steps if s.name.startswith("source ") and s.status == FAIL]
+def _lookup(report: Report, feed: Feed, settings: Settings) -> Token | None:
+    """The lookup itself (never prompting), and each step it took, as the trace says."""
+    from .lookup import Engine
+
+    result = Engine().run(feed, settings.never_prompting())
+    failed = result.token is None
+    report.trace = [
+        {
+            "stage": step.stage,
+            "name": step.name,
+            "outcome": step.outcome,
+            "what": _log.printable(_log.redact(step.what)),
+            "fix": _log.printable(_log.redact(step.fix)) if step.fix else None,
+        }
+        for step in result.trace.steps
+    ]
+    for step in result.trace.steps:
+        _show(report, step, failed)
+    if result.token is None:
+        stop = result.trace.stopped()
+        fixes = [
+            s.fix
+            for s in result.trace.steps
+            if s.fix and s.outcome in (_trace.FAILED, _trace.REFUSED, _trace.STOPPED)
+        ]
         report.add(
             "identity",
             FAIL,
-            "no identity source produced a token",
-            f"see the failed {failed[0].name} above: {failed[0].fix}"
-            if failed and failed[0].fix
+            (stop.sentence() if stop is not None else "no identity source produced a token"),
+            fixes[0]
+            if fixes
             else f"run `az login`, or `ak-nofuss login {feed.index_url}`, or set one of the "
             "variables the sources above name",
         )
-    return chosen
-
-
-def _describe_token(
-    token: Token, found: discovery.Discovery | None, first: bool
-) -> tuple[str, str, str | None]:
-    from . import claims
-
-    tid = claims.tenant(claims.read_claims(token.secret))
-    kind = "given token" if token.as_is else "user token" if token.user else "application token"
-    detail = (
-        f"{kind} for {token.who}"
-        + (f", tenant {tid}" if tid else "")
-        + f", expires {describe_time(token.expires_on)}"
-        + ("" if first else " (not used: an earlier source applies)")
-    )
-    if token.expired():
-        return FAIL, detail + ": expired", "put a fresh token there, or unset it"
-    tenant = found.tenant if found else None
-    if tid and tenant and tid.lower() != tenant.lower() and not token.as_is:
-        return (
-            FAIL,
-            detail + f": but the feed's organisation is in tenant {tenant}",
-            f"sign in to that tenant: `az login --tenant {tenant}` (or `ak-nofuss login URL`)",
-        )
-    return OK if first else INFO, detail, None
-
-
-def _exchange(
-    report: Report,
-    feed: Feed,
-    found: discovery.Discovery | None,
-    chosen: tuple[str, Token],
-    http: Http,
-) -> Token | None:
-    name, token = chosen
-    if token.as_is or not token.user:
-        why = "a given token" if token.as_is else "an application token"
-        report.add("exchange", INFO, f"not needed: {name} gave {why}, used as it is")
-        return token
-    if found is None:
         return None
-    try:
-        session = exchange.session_token(http, feed, found, token, config.session_minutes())
-    except BearerRefused as exc:
+    token = result.token
+    asked = result.trace.asked()
+    later = [n for n in identities.chain(settings.provider, settings.provider_where)]
+    rest = later[later.index(asked[-1]) + 1 :] if asked and asked[-1] in later else []
+    if token.kind in (devops.GIVEN, devops.APPLICATION):
         report.add(
             "exchange",
-            FAIL,
-            str(exc),
-            f"{token.who} has no access to organisation {feed.org}: ask one of its "
-            "administrators to add this account (or sign in as one that has access)",
+            INFO,
+            f"not needed: {token.source} gave {_KINDS[token.kind]}, used as it is",
         )
-        return None
-    except NofussError as exc:
-        detail, fix = split_fix(str(exc))
-        report.add("exchange", FAIL, detail, fix)
-        return None
-    report.add(
-        "exchange",
-        OK,
-        f"session token with scope {feed.scope} until {describe_time(session.expires_on)}",
+    report.add("credential", OK, describe_credential(token))
+    if rest:
+        report.add("not asked", INFO, f"{', '.join(rest)} (an earlier source answered)")
+    return token
+
+
+def describe_credential(token: Token) -> str:
+    """What pip will be handed: which kind of token, for whom, with which rights, until when."""
+    from . import claims
+
+    what = _KINDS[token.kind]
+    if token.kind == devops.GIVEN:
+        what += (
+            " (a JWT)" if claims.read_claims(token.secret) else " (a PAT, or another opaque token)"
+        )
+    scope = token.scope
+    if token.kind == devops.USER and scope in (None, devops.DEFAULT_SCOPE):
+        scope = "user_impersonation: everything the user may do in Azure DevOps"
+    elif token.kind == devops.APPLICATION:
+        scope = "what the application is granted in the organisation"
+    elif token.kind == devops.GIVEN:
+        scope = "whatever it was minted with"
+    return (
+        f"{what} for {token.who} from {token.source}, scope {scope}, expires "
+        f"{describe_time(token.expires_on)}"
     )
-    # Kept where a lookup looks for it: the `keyring get` below, and pip's next run, are warm.
-    from . import lookup, store
-
-    disk = store.open_store()
-    if disk is not None:
-        source = identities.load(name)
-        lookup.keep_discovery(disk, feed, found)
-        lookup.keep(disk, found, feed, lookup.session_identity(name, source, token), session)
-    return session
 
 
-def _feed_read(report: Report, feed: Feed, token: Token) -> None:
+def _show(report: Report, step: _trace.Step, failed: bool) -> None:
+    """One step of the trace as a report line: the same words, a status for a person."""
+    outcome = step.outcome
+    if step.stage == _trace.DISCOVERY:
+        if outcome == _trace.APPLIED:
+            report.add("discovery", OK, step.what)
+        else:
+            report.add(
+                "discovery",
+                FAIL,
+                step.what,
+                step.fix or "check the URL, the network and the proxy",
+            )
+        return
+    if step.stage == _trace.SETTINGS:
+        report.add("settings", FAIL, step.what, step.fix)
+        return
+    name = {
+        _trace.SOURCE: f"source {step.name}",
+        _trace.CACHE: "cache",
+        _trace.PROBE: "cached token",
+        _trace.EXCHANGE: "exchange",
+    }.get(step.stage, step.name)
+    if outcome == _trace.STOPPED:
+        report.add(name, FAIL, f"failed: {step.what}", step.fix)
+    elif outcome == _trace.APPLIED:
+        report.add(name, OK, step.what)
+    elif outcome == _trace.FELL_BACK:
+        report.add(name, WARN, step.what, step.fix)
+    elif outcome in (_trace.NOT_HERE, _trace.SKIPPED, _trace.INFO):
+        # Not this machine's way in: what would make it one, in the line itself.
+        prefix = "does not apply: " if outcome == _trace.NOT_HERE else ""
+        report.add(name, INFO, prefix + step.sentence())
+    elif outcome == _trace.UNAVAILABLE:
+        report.add(name, WARN if failed else INFO, f"does not apply: {step.what}", step.fix)
+    else:  # failed, refused, expired: a FAIL only when nothing after it answered
+        word = {_trace.REFUSED: "refused", _trace.EXPIRED: "expired"}.get(outcome, "failed")
+        report.add(name, FAIL if failed else WARN, f"{word}: {step.what}", step.fix)
+
+
+def _feed_read(report: Report, feed: Feed, token: Token, settings: Settings) -> None:
+    from .deadline import Deadline
     from .probe import answer, refused
 
-    status = answer(feed, token.secret)
+    # A token handed over is sent where the user sends it; on a declared host, nothing else is.
+    status = answer(
+        feed,
+        token.secret,
+        settings.env,
+        Deadline(settings.deadline),
+        declared_host_ok=token.kind == devops.GIVEN,
+    )
     if status is None:
         report.add("feed", FAIL, f"could not reach {feed.index_url}", "check the network")
+    elif (refused(status) or status == 403) and _a_pat(token):
+        report.add(
+            "feed",
+            FAIL,
+            f"{feed.index_url} refused the handed-over PAT ({status}): global PATs (for all "
+            "organisations) stopped working on 2026-12-01, and a PAT also needs the Packaging "
+            "scope",
+            f"create an organisation-scoped PAT for {feed.org} with Packaging (Read) (Read & "
+            "write to publish) and hand that over, or let a sign-in answer instead (unset the "
+            f"variable {token.source} read)",
+        )
     elif refused(status) or status == 403:
         report.add(
             "feed",
@@ -513,15 +544,10 @@ def _feed_read(report: Report, feed: Feed, token: Token) -> None:
         report.add("feed", OK, f"{feed.index_url} accepted the credential ({status})")
 
 
-_FIX_MARKERS = ("; run ", ": run ", ": open ", "; open ", "; put ", "; set ", "; use ")
+def _a_pat(token: Token) -> bool:
+    from . import claims
 
-
-def split_fix(message: str) -> tuple[str, str | None]:
-    """(what failed, what to do) from one of our messages, which name the fix after a marker."""
-    at = min((i for m in _FIX_MARKERS if (i := message.find(m)) >= 0), default=-1)
-    if at < 0:
-        return message, None
-    return message[:at], message[at + 2 :].strip()
+    return token.kind == devops.GIVEN and claims.read_claims(token.secret) is None
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -535,7 +561,7 @@ MARKS = {OK: ("ok  ", "32"), WARN: ("warn", "33"), FAIL: ("FAIL", "31"), INFO: (
 
 
 def render(report: Report, colour: bool) -> str:
-    lines = [f"ak-nofuss doctor {report.url}"]
+    lines = [f"ak-nofuss doctor {_log.printable(_log.redact_url(report.url))}"]
     width = max((len(s.name) for s in report.steps), default=0)
     for step in report.steps:
         mark, code = MARKS[step.status]

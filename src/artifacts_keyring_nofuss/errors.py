@@ -1,14 +1,28 @@
-"""Failures inside the package. The keyring boundary turns each into None plus one line."""
+"""Failures inside the package. The keyring boundary turns each into None plus one line.
+
+A failure carries what went wrong and, apart, what to do about it: the one line, the debug
+output and `ak-nofuss doctor` each render those two fields their own way, and nothing ever has
+to search a sentence for where the advice begins.
+"""
 
 from __future__ import annotations
 
 
 class NofussError(Exception):
-    """Something applied and failed; the message says what to do, and holds no secret."""
+    """Something applied and failed; `what` says what, `fix` (when known) what to do. Neither
+    holds a secret."""
+
+    def __init__(self, what: str, fix: str | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return self.what if not self.fix else f"{self.what}; {self.fix}"
 
 
 class ConfigError(NofussError):
-    """The user's configuration names something that does not exist."""
+    """The user's configuration names something that does not exist or cannot be."""
 
 
 class DiscoveryError(NofussError):

@@ -47,6 +47,9 @@ class Feed:
     view: str | None
     write: bool  # an upload URL: needs the publish scope
     org_in_path: bool = True  # pkgs.dev.azure.com/{org}/..., not {org}.pkgs.visualstudio.com
+    # On a host the user declared (ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS): not a Microsoft
+    # host, so it is never sent anything minted from this machine's Entra identity.
+    extra: bool = False
 
     @property
     def scope(self) -> str:
@@ -192,10 +195,11 @@ def _extra_host_feed(host: str, raw_path: str, segments: list[str]) -> Feed | No
     if any(not _NAME.fullmatch(s) for s in segments[:at]):
         return None
     if at <= 2:
-        return _feed_from_path(host, raw_path, segments[0], segments[1:], True)
+        found = _feed_from_path(host, raw_path, segments[0], segments[1:], True)
+        return None if found is None else replace(found, extra=True)
     org = "/".join(segments[: at - 1])
     found = _feed_from_path(host, raw_path, "x", segments[at - 1 :], True)
-    return None if found is None else replace(found, org=org.lower())
+    return None if found is None else replace(found, org=org.lower(), extra=True)
 
 
 def same_feed(endpoint: str, feed: Feed) -> bool:
@@ -214,8 +218,18 @@ def same_feed(endpoint: str, feed: Feed) -> bool:
 
 
 def prefix_match(prefix: str, feed: Feed) -> bool:
-    """The official provider's URI-prefix rule, applied to the feed's URL without userinfo."""
+    """The official provider's URI-prefix rule, applied to the feed's URL without userinfo, and
+    stricter: the prefix must name a host and end on a boundary (the end of the URL, or a `/`
+    in it or at its own end). A string prefix would hand `https://pkgs.dev.azure.com/contoso`'s
+    token to `https://pkgs.dev.azure.com/contosoevil/...`, an organisation anyone can create."""
     wanted = prefix.strip().lower()
-    if not wanted.startswith("https://"):
+    scheme = "https://"
+    if not wanted.startswith(scheme) or wanted[len(scheme) :][:1] in ("", "/"):
         return False
-    return feed.url.lower().startswith(wanted) or feed.index_url.lower().startswith(wanted)
+    return any(_under(url.lower(), wanted) for url in (feed.url, feed.index_url))
+
+
+def _under(url: str, prefix: str) -> bool:
+    if not url.startswith(prefix):
+        return False
+    return prefix.endswith("/") or len(url) == len(prefix) or url[len(prefix)] == "/"

@@ -6,9 +6,11 @@ package's own logger is configured; other libraries' loggers are left as the hos
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +21,8 @@ PREFIX = "artifacts-keyring-nofuss: "
 DEBUG_PREFIX = "artifacts-keyring-nofuss [debug]: "
 DEBUG_VAR = "ARTIFACTS_KEYRING_NOFUSS_DEBUG"
 # The official provider's "also write the log to this file": every line, debug included,
-# redacted like stderr. Only an absolute path: nothing lands in the current directory.
+# redacted like stderr. Only an absolute path (nothing lands in the current directory) to a
+# regular file of this user's that nobody else can read or write: see open_log_file.
 LOG_PATH_VAR = "ARTIFACTS_CREDENTIALPROVIDER_LOG_PATH"
 
 _logger = logging.getLogger("artifacts_keyring_nofuss")
@@ -30,6 +33,14 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
 _AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9+/=._~-]{8,}")
 _LONG_RUN = re.compile(r"[A-Za-z0-9+_~.-]{32,}={0,2}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+# A URL's password is a secret whatever it looks like (short, a word, a PAT): the feed URL
+# `https://VssSessionToken:<PAT>@...`, a proxy's `http://user:pass@proxy:8080`. The password
+# runs to the last `@` before the path, as URL parsers read it.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*):([^\s/?#]*)@")
+# Proxy variables may hold a URL without a scheme (`user:pass@proxy:8080`), which the rule
+# above cannot tell from other text; as an assignment, their value is known to be a URL.
+_PROXY_SETTING = re.compile(r"(?i)\b(\w*proxy)=([^\s,;'\"]+)")
+URL_PASSWORD_REDACTED = "<redacted>"  # noqa: S105 - the placeholder
 
 
 def _secret_like(match: re.Match[str]) -> str:
@@ -49,7 +60,34 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else " " if c in "\r\n\t" else "?" for c in text)
 
 
+def redact_url(url: str) -> str:
+    """One URL with its userinfo password replaced; a URL without a scheme (a proxy variable
+    may have none) is read as if it had one."""
+    marker = url.find("://")
+    start = marker + 3 if marker >= 0 else 0
+    end = min((i for i in (url.find(c, start) for c in "/?#") if i >= 0), default=len(url))
+    userinfo, at, host = url[start:end].rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (at and colon and password):
+        return url
+    return f"{url[:start]}{user}:{URL_PASSWORD_REDACTED}@{host}{url[end:]}"
+
+
+def _url_password(match: re.Match[str]) -> str:
+    if not match.group(2):
+        return match.group(0)
+    return f"{match.group(1)}:{URL_PASSWORD_REDACTED}@"
+
+
+def redact_urls(text: str) -> str:
+    """Every URL password in a text replaced, and nothing else touched: for output that is
+    mostly paths and names (status, setup), where the token rules below would be too eager."""
+    text = _URL_PASSWORD.sub(_url_password, text)
+    return _PROXY_SETTING.sub(lambda m: f"{m.group(1)}={redact_url(m.group(2))}", text)
+
+
 def redact(text: str) -> str:
+    text = redact_urls(text)
     text = _JWT.sub("<jwt redacted>", text)
     text = _AUTH_VALUE.sub(r"\1 <redacted>", text)
     return _LONG_RUN.sub(_secret_like, text)
@@ -73,18 +111,95 @@ class _StderrHandler(logging.Handler):
 
 
 class _FileHandler(logging.Handler):
-    """Appends to the file named by LOG_PATH_VAR (created 0600), opened per line: a keyring
-    process lives for one lookup, and the variable may change in a long-lived host."""
+    """Appends to the file named by LOG_PATH_VAR, opened per line: a keyring process lives for
+    one lookup, and the variable may change in a long-lived host. A path we will not write to
+    is said once on stderr, then left alone for the life of the process."""
 
     def emit(self, record: logging.LogRecord) -> None:
         path = log_path()
-        if path is None:
+        if path is None or path in _LOG_REFUSED:
             return
         with suppress(Exception):
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd, problem = open_log_file(path)
+            if fd is None:
+                _LOG_REFUSED.add(path)
+                sys.stderr.write(
+                    PREFIX + printable(f"{LOG_PATH_VAR}: not logging to {path}: {problem}") + "\n"
+                )
+                sys.stderr.flush()
+                return
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
             with os.fdopen(fd, "a", encoding="utf-8") as handle:
                 handle.write(f"{stamp} [{os.getpid()}] {_line(record)}")
+
+
+# The log paths this process refused (and said so).
+_LOG_REFUSED: set[str] = set()
+
+
+def open_log_file(path: str) -> tuple[int | None, str]:
+    """(a descriptor to append to, "") or (None, why not). Only a regular file of this user's
+    that nobody else can read or write, created 0600: never through a link (it could point at
+    a file of ours that someone else reads), never blocking (a FIFO would hang the lookup past
+    its deadline), never a terminal, a device or stdout (the password channel of `keyring
+    get`)."""
+    if not os.path.isabs(path):  # noqa: PTH117 - no pathlib here
+        return None, "not an absolute path"
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    for name in ("O_NOFOLLOW", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC"):
+        flags |= getattr(os, name, 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "it is a symbolic link" + _link_hint(path)
+        if exc.errno == errno.ENXIO:
+            return None, "it is not a regular file (a FIFO, a socket or a device)"
+        return None, exc.strerror or type(exc).__name__
+    try:
+        problem = unfit_log_file(os.fstat(fd), _stdout_identity())
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__
+    if problem:
+        os.close(fd)
+        return None, problem
+    return fd, ""
+
+
+def unfit_log_file(info: os.stat_result, stdout: tuple[int, int] | None) -> str:
+    """Why an opened file must not receive the log, or ""."""
+    if stat.S_ISCHR(info.st_mode):
+        return "it is a terminal or a device, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file (a FIFO, a socket or a device)"
+    if stdout == (info.st_dev, info.st_ino):
+        return "it is this process's stdout, which carries the credential"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "it belongs to another user"
+    if sys.platform != "win32" and stat.S_IMODE(info.st_mode) & 0o066:
+        return "group or others can read or write it (chmod 600 it)"
+    return ""
+
+
+def _link_hint(path: str) -> str:
+    """What a refused link leads to, for the line that says why (stat never opens it)."""
+    try:
+        info = os.stat(path)  # noqa: PTH116 - no pathlib here
+    except OSError:
+        return ""
+    if (info.st_dev, info.st_ino) == _stdout_identity():
+        return " to this process's stdout, which carries the credential"
+    if not stat.S_ISREG(info.st_mode):
+        return " to something that is not a regular file"
+    return " (name the file itself)"
+
+
+def _stdout_identity() -> tuple[int, int] | None:
+    try:
+        info = os.fstat(1)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def debug_enabled() -> bool:
@@ -92,8 +207,9 @@ def debug_enabled() -> bool:
 
 
 def log_path() -> str | None:
-    value = os.environ.get(LOG_PATH_VAR, "").strip()
-    return value if value and os.path.isabs(value) else None  # noqa: PTH117 - no pathlib here
+    """The log file asked for, as given: a relative one is refused (and said) when first used,
+    never created in the current directory."""
+    return os.environ.get(LOG_PATH_VAR, "").strip() or None
 
 
 def logger() -> logging.Logger:

@@ -1,366 +1,534 @@
-"""The flow for one feed: discovery -> identity sources -> exchange -> cache -> credential.
+"""The one chain: a feed -> discovery -> identity sources, in order -> exchange -> cache, and the
+trace of every step. The backend, `ak-nofuss token` and `ak-nofuss doctor` all run it; doctor
+renders the trace instead of repeating the logic.
 
 Imported only once a service string is known to be an Azure Artifacts URL.
 
-Warm path: the organisation's discovery and a session token for the signed-in identity are on
-disk, and the feed still accepts the token: no subprocess, no exchange, one HEAD request.
-Cold path: under a per-key lock across processes (parallel lookups mint one token), discover,
-ask the identity sources in order, exchange a user token, and keep the session token.
+Warm path: the organisation's discovery and a session token for the identity the first
+applicable source would answer as are on disk, and the feed still accepts the token: no
+subprocess, no exchange, one HEAD request. Cold path: under a per-key lock across processes
+(parallel lookups mint one token), discover, ask the source, exchange a user token, keep the
+session token.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import config, discovery, endpoints, exchange, identities, store
+from . import claims, devops, discovery, exchange, identities
 from . import log as _log
-from .cache import MemoryCache
+from . import trace as _trace
+from .cache import Cache, Memory
 from .deadline import Deadline
 from .errors import AlreadySaid, BearerRefused, FinalSourceError, NofussError, SourceError
 from .feeds import Feed
-from .tokens import REFRESH_MARGIN, Token, describe_time
+from .keys import Key
+from .settings import AUTO, ENTRA, SESSION, USER_TOKEN_VAR, Settings
+from .tokens import Token, describe_time
+from .trace import Trace
 
 if TYPE_CHECKING:
+    from .http import Network
+
+EXTRA_HOSTS_SETTING = "ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS"
+# What to do about a broad Entra token handed out where session tokens are refused.
+LEAST_PRIVILEGE = (
+    "it can do all the user may do in Azure DevOps: for tokens that can only read packages, "
+    "ask an administrator for a packaging-only client (ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID, see "
+    "the README's User tokens)"
+)
+_KIND_NAMES = {
+    devops.GIVEN: "a handed-over token",
+    devops.USER: "a user token",
+    devops.APPLICATION: "an application token",
+    devops.SESSION: "a session token",
+}
+
+
+NetworkFactory = Callable[[Deadline, Mapping[str, str]], "Network"]
+# (feed, token, environment, deadline) -> True accepted, False refused, None could not tell
+Probe = Callable[[Feed, str, Mapping[str, str], Deadline], "bool | None"]
+CacheFactory = Callable[[Memory, Settings, Deadline], Cache]
+
+
+def _http(deadline: Deadline, env: Mapping[str, str]) -> Network:
     from .http import Http
 
-_cache = MemoryCache()
-_lock = threading.Lock()
+    return Http(deadline, env)
 
 
-def credential(feed: Feed) -> Token:
-    """The token to present for `feed`, or NofussError with a message that says what to do."""
-    with _lock:
-        failure_key = (feed.host, feed.org, feed.scope)
-        earlier = _cache.recent_failure(failure_key)
-        if earlier is not None:
-            raise AlreadySaid(earlier)
+def _probe(feed: Feed, token: str, env: Mapping[str, str], deadline: Deadline) -> bool | None:
+    from .probe import still_accepted
+
+    return still_accepted(feed, token, env, deadline)
+
+
+def _cache(memory: Memory, settings: Settings, deadline: Deadline) -> Cache:
+    return Cache.open(memory, settings.cache, deadline)
+
+
+@dataclass(frozen=True)
+class Result:
+    token: Token | None
+    trace: Trace
+    failure: str | None  # the one line, when there is no token
+
+
+class Engine:
+    """A process's lookups: the state they share (what it has learnt, failures already said),
+    and the parts a test may replace. A backend instance owns one."""
+
+    def __init__(
+        self,
+        load: Callable[[str], identities.Source] = identities.load,
+        network: NetworkFactory = _http,
+        probe: Probe = _probe,
+        cache: CacheFactory = _cache,
+    ) -> None:
+        self.memory = Memory()
+        self.load = load
+        self.network = network
+        self.probe = probe
+        self.open_cache = cache
+        self._lock = threading.Lock()
+
+    def credential(self, feed: Feed, settings: Settings | None = None) -> Token:
+        """The token to present for `feed`; NofussError with the one line otherwise."""
+        with self._lock:
+            earlier = self.memory.recent_failure(feed)
+            if earlier is not None:
+                raise AlreadySaid(earlier)
+            result = self._run(feed, settings)
+            if result.token is not None:
+                return result.token
+            message = result.failure or f"no credential for {feed.label}"
+            self.memory.remember_failure(feed, message)
+            raise NofussError(message)
+
+    def run(self, feed: Feed, settings: Settings | None = None) -> Result:
+        """The token (or the failure line) and the trace of how: what doctor shows."""
+        with self._lock:
+            return self._run(feed, settings)
+
+    def _run(self, feed: Feed, settings: Settings | None) -> Result:
+        trace = Trace()
         try:
-            return _Lookup(feed).run()
+            chosen = Settings.load() if settings is None else settings
         except NofussError as exc:
-            message = f"no credential for {feed.label}: {exc}"
-            _cache.remember_failure(failure_key, message)
-            raise NofussError(message) from None
+            trace.add(_trace.SETTINGS, _trace.SETTINGS, _trace.STOPPED, exc.what, exc.fix)
+            return Result(None, trace, _trace.failure_line(trace, feed.label, feed.index_url))
+        lookup = _Lookup(self, feed, chosen, trace)
+        try:
+            token = lookup.run()
+        except NofussError as exc:
+            trace.add(lookup.stage, lookup.current, _trace.STOPPED, exc.what, exc.fix)
+            token = None
+        finally:
+            lookup.close()
+        if token is not None:
+            return Result(token, trace, None)
+        return Result(None, trace, _trace.failure_line(trace, feed.label, feed.index_url))
 
 
 class _Lookup:
-    def __init__(self, feed: Feed) -> None:
+    def __init__(self, engine: Engine, feed: Feed, settings: Settings, trace: Trace) -> None:
+        self.engine = engine
         self.feed = feed
-        forced, where = config.provider_setting()
-        self.names = identities.chain(forced, where)
-        self.disk = store.open_store()
-        # Sources load on first use: a warm lookup imports only the ones it asks.
-        self._loaded: dict[str, identities.Source] = {}
-        # Tokens handed over, up to the first source that needs discovery, are asked before
-        # it (and before the cache); after that the chain goes in its order, a forced one too.
-        lead = next((i for i, n in enumerate(self.names) if n not in identities.GIVEN), None)
-        self.given = list(self.names if lead is None else self.names[:lead])
-        self.signed_in = [] if lead is None else list(self.names[lead:])
-        # Who the first source that knows it would answer as, without asking it for a token:
-        # the key under which a session token may already be waiting. (The other sources never
-        # know it up front: application tokens are not cached, and the rest are keyed by the
-        # token they return.)
-        self.identity: str | None = None
-        self.identity_source = ""
-        for name in self.signed_in:
-            if name in identities.KNOWS_IDENTITY:
-                self.identity = self.source(name).cache_identity()
-                if self.identity is not None:
-                    self.identity_source = name
-                    break
-        self.deadline = Deadline(config.deadline_seconds())
-        # What each source said: the ones that applied (or are set up here) go into the one
-        # line a user sees; the others are counted, and listed in debug output.
-        self.attempts: list[str] = []
-        self.not_here: list[str] = []
+        self.settings = settings
+        self.trace = trace
+        self.deadline = Deadline(settings.deadline)
+        self.cache = engine.open_cache(engine.memory, settings, self.deadline)
+        self.found: discovery.Discovery | None = None
+        self.fresh_discovery = False
+        self.discovery_failed = False
+        self._network: Network | None = None
+        self.names: tuple[str, ...] = ()
+        # Where the lookup is, for a failure that stops it.
+        self.stage = _trace.SETTINGS
+        self.current = _trace.SETTINGS
 
-    def source(self, name: str) -> identities.Source:
-        if name not in self._loaded:
-            self._loaded[name] = identities.load(name)
-        return self._loaded[name]
+    def close(self) -> None:
+        if self._network is not None:
+            self._network.close()
 
-    def run(self) -> Token:
+    @property
+    def network(self) -> Network:
+        if self._network is None:
+            self._network = self.engine.network(self.deadline, self.settings.env)
+        return self._network
+
+    def run(self) -> Token | None:
         feed = self.feed
         _log.debug(
-            "%s is Azure Artifacts: organisation %s, project %s, feed %s%s, scope %s",
+            "%s is Azure Artifacts: organisation %s, project %s, feed %s%s, scope %s%s",
             feed.url,
             feed.org,
             feed.project or "(none)",
             feed.feed,
             f", view {feed.view}" if feed.view else "",
             feed.scope,
+            f" (a host declared in {EXTRA_HOSTS_SETTING})" if feed.extra else "",
         )
+        self.names = identities.chain(self.settings.provider, self.settings.provider_where)
         _log.debug("sources, in order: %s", ", ".join(self.names))
-        request = identities.TokenRequest(feed=feed, tenant=None, deadline=self.deadline)
-        for name in self.given:
-            token = self._ask(name, self.source(name), request)
+        for name in self.names:
+            self.stage, self.current = _trace.SOURCE, name
+            token = self._from(identities.SPECS[name])
             if token is not None:
                 return token
-        if not self.signed_in:
-            raise self._nothing_worked()
-        warm = self._warm()
-        if warm is not None:
-            return warm
-        if self.disk is None or self.identity is None:
-            return self._cold()
-        lock_name = f"{feed.host}/{feed.org}\n{feed.scope}\n{self.identity}"
-        with self.disk.locked(lock_name, timeout=self.deadline.remaining()):
-            # Another process may have minted it while this one waited for the lock.
-            found = self._known_discovery()
-            if found is not None:
-                waiting = self._from_disk(found, self.identity, self.identity_source, probe=False)
-                if waiting is not None:
-                    return waiting
-            return self._cold()
-
-    def _nothing_worked(self) -> NofussError:
-        if self.attempts:
-            said = "; ".join(self.attempts)
-            if self.not_here:
-                others = len(self.not_here)
-                said += (
-                    f" ({others} other source{'s do' if others != 1 else ' does'} not apply here)"
-                )
-        else:
-            said = (
-                f"nothing on this machine can sign in (none of the {len(self.not_here)} "
-                f"identity sources applies): run `az login`, or `ak-nofuss login "
-                f"{self.feed.index_url}` without az; in CI, map SYSTEM_ACCESSTOKEN or use a "
-                "workload identity"
-            )
-        return NofussError(f"{said}. {_log.DEBUG_VAR}=1 shows each step")
-
-    # --- warm -------------------------------------------------------------------------------
-
-    def _warm(self) -> Token | None:
-        found = self._known_discovery()
-        if found is None or self.identity is None:
-            return None
-        key = (found.authorization_endpoint, self.feed.scope, self.identity)
-        cached = _cache.fresh_session(key)
-        if cached is not None:
-            _log.debug("cache: session token for %s from this process", cached.who)
-            return cached
-        return self._from_disk(found, self.identity, self.identity_source, probe=True)
-
-    def _from_disk(
-        self, found: discovery.Discovery, identity: str, source: str, probe: bool
-    ) -> Token | None:
-        if self.disk is None:
-            return None
-        key = store.session_key(found.authorization_endpoint, self.feed.scope, identity)
-        entry = self.disk.session(key, margin=REFRESH_MARGIN)
-        if entry is None:
-            _log.debug("cache: no usable %s session token on disk", self.feed.scope)
-            return None
-        if probe:
-            from .probe import still_accepted
-
-            if still_accepted(self.feed, entry.token) is False:
-                _log.debug("cache: the feed refused the cached token; getting a fresh one")
-                self.disk.drop_session(key)
-                return None
-        token = Token(
-            secret=entry.token,
-            expires_on=entry.expires_on,
-            user=True,
-            identity=identity,
-            who=entry.who,
-            source=source,
-        )
-        _cache.sessions[(found.authorization_endpoint, self.feed.scope, identity)] = token
-        _log.debug(
-            "cache: session token for %s, valid until %s",
-            entry.who,
-            describe_time(entry.expires_on),
-        )
-        return token
-
-    def _known_discovery(self) -> discovery.Discovery | None:
-        key = (self.feed.host, self.feed.org)
-        found = _cache.discoveries.get(key)
-        if found is not None or self.disk is None:
-            return found
-        values = self.disk.discovery(*key)
-        if values is None:
-            return None
-        try:
-            # Validated when it was stored; validated again, since it comes from a file.
-            token_service = endpoints.authorization_endpoint(values["token_service"], self.feed.org)
-            authority, tenant = endpoints.login_authority(values["authority"])
-        except endpoints.UntrustedEndpoint as exc:
-            _log.debug("cache: ignoring the stored discovery for %s: %s", self.feed.org, exc)
-            return None
-        found = discovery.Discovery(
-            tenant=values["tenant"] if tenant is None else tenant,
-            authority=authority,
-            authorization_endpoint=token_service,
-        )
-        if found.tenant is not None and not endpoints.valid_tenant(found.tenant):
-            return None
-        _cache.discoveries[key] = found
-        _log.debug("discovery for %s: from the cache", self.feed.org)
-        return found
-
-    # --- cold -------------------------------------------------------------------------------
-
-    def _cold(self) -> Token:
-        from .http import Http
-
-        http = Http(self.deadline)
-        try:
-            found = self._known_discovery()
-            fresh_discovery = found is None
-            if found is None:
-                found = discovery.discover(self.feed, http)
-                _cache.discoveries[(self.feed.host, self.feed.org)] = found
-                if self.disk is not None:
-                    keep_discovery(self.disk, self.feed, found)
-            request = identities.TokenRequest(
-                feed=self.feed, tenant=found.tenant, deadline=self.deadline
-            )
-            for name in self.signed_in:
-                token = self._ask(name, self.source(name), request, found, http)
-                if token is not None:
-                    return token
-        finally:
-            http.close()
-        if not fresh_discovery and self.disk is not None:
+        if self.found is not None and not self.fresh_discovery:
             # A stale discovery (an organisation that moved tenant) must not keep failing.
-            self.disk.drop_discovery(self.feed.host, self.feed.org)
-            _cache.discoveries.pop((self.feed.host, self.feed.org), None)
-        raise self._nothing_worked()
+            self.cache.drop_discovery(feed)
+        return None
 
-    def _ask(
-        self,
-        name: str,
-        source: identities.Source,
-        request: identities.TokenRequest,
-        found: discovery.Discovery | None = None,
-        http: Http | None = None,
-    ) -> Token | None:
-        """One source's answer: a token to hand out, or None (its reason kept in attempts)."""
-        bearer_key = (name, request.tenant)
-        bearer = _cache.fresh_bearer(bearer_key)
-        if bearer is None:
-            prompts = bool(getattr(source, "prompts", False))
-            if prompts:
-                # A person at a sign-in prompt is not a hung network.
-                self.deadline.extend(config.device_flow_timeout() + self.deadline.seconds)
-            try:
-                if source.needs_discovery:
-                    got = self.deadline.run(name, lambda: source.get_token(request))
-                else:  # reads the environment and a file at most: no thread needed
-                    got = source.get_token(request)
-            except FinalSourceError as exc:
-                # Somebody chose this token on purpose: say so, never quietly use another.
-                raise NofussError(f"{name}: {exc}") from None
-            except SourceError as exc:
-                _log.debug("%s: failed: %s", name, exc)
-                self.attempts.append(f"{name}: {exc}")
-                return None
-            if prompts:
-                self.deadline.extend(self.deadline.seconds)
-            if isinstance(got, identities.Unavailable):
-                _log.debug("%s: does not apply: %s", name, got.reason)
-                if got.present or len(self.names) == 1:
-                    self.attempts.append(f"{name}: {got.reason}")
-                else:
-                    self.not_here.append(name)
-                return None
-            bearer = got
-            if bearer.expired():
-                self.attempts.append(
-                    f"{name}: its token expired at {describe_time(bearer.expires_on)}"
-                )
-                return None
-            if not bearer.as_is:
-                _cache.bearers[bearer_key] = bearer
-        _log.debug(
-            "%s: applies: token for %s (%s token, expires %s)",
-            name,
-            bearer.who,
-            "a handed-over" if bearer.as_is else "user" if bearer.user else "application",
-            describe_time(bearer.expires_on),
-        )
-        if bearer.as_is or not bearer.user:
-            # Tokens handed to us, and application tokens (no user to narrow down), are what
-            # Azure DevOps takes as they are. They are not kept on disk.
-            return bearer
-        if found is None or http is None:
-            raise NofussError(f"{name}: a user token needs the feed's discovery")  # never: given
-        return self._exchange(name, source, bearer, bearer_key, found, http)
+    # --- one source ---------------------------------------------------------------------------
 
-    def _exchange(
-        self,
-        name: str,
-        source: identities.Source,
-        bearer: Token,
-        bearer_key: tuple[str, str | None],
-        found: discovery.Discovery,
-        http: Http,
-    ) -> Token | None:
-        # The identity read when the lookup began; read no file twice. A source that cannot
-        # say who it is before it answers is keyed by the token's own claims.
-        if name == self.identity_source and self.identity is not None:
-            identity = self.identity
-        else:
-            identity = session_identity(name, source, bearer)
-        session_key = (found.authorization_endpoint, self.feed.scope, identity)
-        session = _cache.fresh_session(session_key)
-        if session is not None:
-            _log.debug("exchange: cached %s session token for %s", self.feed.scope, bearer.who)
-            return session
-        if name != self.identity_source:
-            waiting = self._from_disk(found, identity, name, probe=True)
+    def _request(self) -> identities.TokenRequest:
+        tenant = self.found.tenant if self.found is not None else None
+        return identities.TokenRequest(self.feed, tenant, self.deadline, self.settings)
+
+    def _from(self, spec: identities.Spec) -> Token | None:
+        add = self.trace.add
+        if not spec.needs_discovery:
+            return self._ask(spec, self.engine.load(spec.name))
+        if self.feed.extra:
+            add(
+                _trace.SOURCE,
+                spec.name,
+                _trace.SKIPPED,
+                f"{self.feed.host} is a host declared in {EXTRA_HOSTS_SETTING}: it is given "
+                "only tokens handed over, never one minted from this machine's sign-in",
+                "hand over a PAT for it (ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS "
+                "or ARTIFACTS_KEYRING_NOFUSS_TOKEN)",
+            )
+            return None
+        if self.discovery_failed:
+            add(_trace.SOURCE, spec.name, _trace.SKIPPED, "needs the discovery that failed")
+            return None
+        source = self.engine.load(spec.name)
+        try:
+            prepared = source.prepare(self._request())
+        except SourceError as exc:
+            add(_trace.SOURCE, spec.name, _trace.FAILED, exc.what, exc.fix)
+            return None
+        if isinstance(prepared, identities.Unavailable):
+            self._unavailable(spec.name, prepared)
+            return None
+        identity = prepared.identity if spec.knows_identity else None
+        if identity is None:
+            found = self._discovery()
+            if found is None:
+                add(_trace.SOURCE, spec.name, _trace.SKIPPED, "needs the discovery that failed")
+                return None
+            return self._obtain(spec, source, found)
+        known = self._discovery(network=False)
+        if known is not None:
+            waiting = self._reuse(spec.name, identity, prepared.scope, known, probe=True)
             if waiting is not None:
                 return waiting
+            if not self._will_mint(known, identity):
+                return self._obtain(spec, source, known)
+        # Parallel cold lookups (uv asks for many files at once) wait here while one of them
+        # discovers and mints; half of what is left, for a stuck lock costs time, never the
+        # install.
+        with self.cache.locked(
+            Key.minting(self.feed, identity), self.deadline.remaining() / 2
+        ) as held:
+            found = self._discovery()
+            if found is None:
+                add(_trace.SOURCE, spec.name, _trace.SKIPPED, "needs the discovery that failed")
+                return None
+            if held:
+                # Another process may have minted it while this one waited for the lock.
+                waiting = self._reuse(spec.name, identity, prepared.scope, found, probe=False)
+                if waiting is not None:
+                    return waiting
+            return self._obtain(spec, source, found)
+
+    def _unavailable(self, name: str, got: identities.Unavailable) -> None:
+        outcome = _trace.UNAVAILABLE if got.present else _trace.NOT_HERE
+        if not got.present and self.names == (name,):
+            outcome = _trace.UNAVAILABLE  # the one source somebody forced: always say why
+        self.trace.add(_trace.SOURCE, name, outcome, got.reason, got.fix)
+
+    def _reuse(
+        self, name: str, identity: str, scope: str, found: discovery.Discovery, probe: bool
+    ) -> Token | None:
+        """A credential this identity already has: a session token (this process's, or one on
+        disk that the feed still takes), an application token, or a user token to exchange."""
+        session_key = Key.expect(found, devops.SESSION, self.feed.scope, identity)
+        held = self.cache.token(session_key)
+        if held is not None:
+            token = held.token
+            where = "on disk" if held.from_disk else "in this process"
+            if held.from_disk and probe and not self._still_accepted(session_key, token):
+                return None
+            if held.from_disk:
+                self.cache.remember(session_key, token)
+            self.trace.add(
+                _trace.CACHE,
+                name,
+                _trace.APPLIED,
+                f"{self.feed.scope} session token for {token.who} from the cache ({where}), "
+                f"valid until {describe_time(token.expires_on)}",
+                kind=devops.SESSION,
+                who=token.who,
+            )
+            return token
+        for kind in (devops.APPLICATION, devops.USER):
+            held = self.cache.token(Key.expect(found, kind, scope, identity))
+            if held is None:
+                continue
+            token = held.token
+            self.trace.add(
+                _trace.CACHE,
+                name,
+                _trace.APPLIED,
+                f"{_KIND_NAMES[kind]} for {token.who} from this process, expires "
+                f"{describe_time(token.expires_on)}",
+                kind=kind,
+                who=token.who,
+            )
+            if kind == devops.APPLICATION:
+                return token
+            return self._user_token(name, token, found)
+        return None
+
+    def _still_accepted(self, key: Key, token: Token) -> bool:
+        self.stage, stage_name = _trace.PROBE, self.current
+        verdict = self.engine.probe(self.feed, token.secret, self.settings.env, self.deadline)
+        self.stage = _trace.SOURCE
+        if verdict is False:
+            self.trace.add(
+                _trace.PROBE,
+                stage_name,
+                _trace.REFUSED,
+                f"the feed refused the cached session token of {token.who}; getting a fresh one",
+            )
+            self.cache.drop(key)
+            return False
+        self.trace.add(
+            _trace.PROBE,
+            stage_name,
+            _trace.APPLIED if verdict else _trace.INFO,
+            "the feed accepted the cached session token"
+            if verdict
+            else "the feed could not be asked; handing the cached session token out as it is",
+        )
+        return True
+
+    def _obtain(
+        self, spec: identities.Spec, source: identities.Source, found: discovery.Discovery
+    ) -> Token | None:
+        token = self._ask(spec, source)
+        if token is None:
+            return None
+        if token.kind == devops.USER:
+            self.cache.keep(token, found, self.feed)  # this process only: never on disk
+            return self._user_token(spec.name, token, found)
+        self.cache.keep(token, found, self.feed)
+        return token
+
+    def _will_mint(self, found: discovery.Discovery, identity: str) -> bool:
+        """Would a user token of this identity be exchanged for a session token? Not when the
+        settings say Entra tokens, nor when the organisation refused before (then there is no
+        session token to wait for, and no lock to take)."""
+        mode = self.settings.user_token
+        if mode == ENTRA:
+            return False
+        return mode == SESSION or self.cache.refusal(found, identity) is None
+
+    def _user_token(self, name: str, bearer: Token, found: discovery.Discovery) -> Token | None:
+        """What a user's Entra token becomes: a session token, or the token itself (asked for
+        with a narrow scope already; the settings say so; the organisation refuses session
+        tokens)."""
+        if bearer.scope not in (None, devops.DEFAULT_SCOPE):
+            self.trace.add(
+                _trace.EXCHANGE,
+                name,
+                _trace.INFO,
+                f"not needed: the token is scoped to {bearer.scope} already; handed out as it is",
+            )
+            return bearer
+        mode = self.settings.user_token
+        if mode == ENTRA:
+            self.trace.add(
+                _trace.EXCHANGE,
+                name,
+                _trace.INFO,
+                f"not asked: {self.settings.user_token_where or USER_TOKEN_VAR} says Entra "
+                "tokens; the user's Entra token is handed out as it is",
+            )
+            return bearer
+        if mode == AUTO:
+            policy = self.cache.refusal(found, bearer.identity)
+            if policy is not None:
+                self.trace.add(
+                    _trace.EXCHANGE,
+                    name,
+                    _trace.FELL_BACK,
+                    f"not asked: organisation {self.feed.org!r} refused session tokens for "
+                    f"{bearer.who} (policy {policy!r}, remembered); the user's Entra token is "
+                    "handed out as it is",
+                    LEAST_PRIVILEGE,
+                )
+                return bearer
+        return self._exchange(name, bearer, found)
+
+    def _ask(self, spec: identities.Spec, source: identities.Source) -> Token | None:
+        """One source's answer: a token, or None (its reason in the trace)."""
+        name = spec.name
+        request = self._request()
+        if spec.prompts:
+            # A person at a sign-in prompt is not a hung network.
+            self.deadline.extend(self.settings.device_flow_timeout + self.deadline.seconds)
+        try:
+            if spec.needs_discovery:
+                got = self.deadline.run(name, lambda: source.get_token(request))
+            else:  # reads the environment and a file at most: no thread needed
+                got = source.get_token(request)
+        except FinalSourceError:
+            raise  # somebody chose this token on purpose: say so, never quietly use another
+        except SourceError as exc:
+            self.trace.add(_trace.SOURCE, name, _trace.FAILED, exc.what, exc.fix)
+            return None
+        if spec.prompts:
+            self.deadline.extend(self.deadline.seconds)
+        if isinstance(got, identities.Unavailable):
+            self._unavailable(name, got)
+            return None
+        if got.expired():
+            self.trace.add(
+                _trace.SOURCE,
+                name,
+                _trace.EXPIRED,
+                f"its token expired at {describe_time(got.expires_on)}",
+            )
+            return None
+        self.trace.add(
+            _trace.SOURCE,
+            name,
+            _trace.APPLIED,
+            f"token for {got.who} ({_KIND_NAMES[got.kind]}, expires "
+            f"{describe_time(got.expires_on)})",
+            kind=got.kind,
+            who=got.who,
+        )
+        return got
+
+    # --- discovery and exchange ---------------------------------------------------------------
+
+    def _discovery(self, network: bool = True) -> discovery.Discovery | None:
+        """The organisation's discovery: known, from the cache, or (unless `network` is False)
+        from the feed's anonymous answer."""
+        if self.found is not None or self.discovery_failed:
+            return self.found
+        stage, name = self.stage, self.current
+        self.stage = self.current = _trace.DISCOVERY
+        found = self.cache.discovery(self.feed)
+        if found is not None:
+            self.found = found
+            self._say_discovery(found, "from the cache")
+        elif not network:
+            found = None
+        else:
+            try:
+                found = discovery.discover(self.feed, self.network)
+            except NofussError as exc:
+                self.discovery_failed = True
+                self.trace.add(_trace.DISCOVERY, _trace.DISCOVERY, _trace.FAILED, exc.what, exc.fix)
+                self.stage, self.current = stage, name
+                return None
+            self.found, self.fresh_discovery = found, True
+            self.cache.keep_discovery(self.feed, found)
+            self._say_discovery(found, "asked the feed")
+        self.stage, self.current = stage, name
+        return found
+
+    def _say_discovery(self, found: discovery.Discovery, how: str) -> None:
+        self.trace.add(
+            _trace.DISCOVERY,
+            _trace.DISCOVERY,
+            _trace.APPLIED,
+            f"{how}: tenant {found.tenant or '(not named: personal accounts)'}, sign-in at "
+            f"{found.authority}, token service {found.authorization_endpoint}",
+        )
+
+    def _exchange(self, name: str, bearer: Token, found: discovery.Discovery) -> Token | None:
+        # The identity the token vouched for may already have a session waiting (a source
+        # that could not name its identity up front).
+        key = Key.expect(found, devops.SESSION, self.feed.scope, bearer.identity)
+        held = self.cache.token(key)
+        if held is not None and (not held.from_disk or self._still_accepted(key, held.token)):
+            self.trace.add(
+                _trace.CACHE,
+                name,
+                _trace.APPLIED,
+                f"{self.feed.scope} session token for {held.token.who} from the cache",
+                kind=devops.SESSION,
+                who=held.token.who,
+            )
+            if held.from_disk:
+                self.cache.remember(key, held.token)
+            return held.token
+        self.stage = _trace.EXCHANGE
         try:
             session = exchange.session_token(
-                http, self.feed, found, bearer, config.session_minutes()
+                self.network, self.feed, found, bearer, self.settings.session_minutes
             )
+        except exchange.PolicyRefused as exc:
+            if self.settings.user_token != AUTO:
+                raise NofussError(
+                    exc.what,
+                    f"set {USER_TOKEN_VAR}=auto (or entra) to hand out the user's Entra token "
+                    "where session tokens are refused",
+                ) from None
+            self.cache.remember_refusal(found, bearer.identity, exc.policy, self.feed)
+            self.trace.add(
+                _trace.EXCHANGE,
+                name,
+                _trace.FELL_BACK,
+                f"{exc.what}: the user's Entra token is handed out as it is (Azure Artifacts "
+                "takes it); remembered, so later lookups do not ask",
+                LEAST_PRIVILEGE,
+            )
+            self.stage = _trace.SOURCE
+            return bearer
         except BearerRefused as exc:
-            _log.debug("%s: %s", name, exc)
-            self.attempts.append(f"{name}: {exc}")
-            _cache.bearers.pop(bearer_key, None)
+            self.trace.add(
+                _trace.EXCHANGE,
+                name,
+                _trace.REFUSED,
+                exc.what,
+                _tenant_fix(bearer, found) or exc.fix,
+            )
+            self.cache.drop(Key.of(bearer, found))
+            self.stage = _trace.SOURCE
             return None
-        _cache.sessions[session_key] = session
-        if self.disk is not None:
-            keep(self.disk, found, self.feed, identity, session)
+        self.stage = _trace.SOURCE
+        self.cache.keep(session, found, self.feed)
+        self.trace.add(
+            _trace.EXCHANGE,
+            name,
+            _trace.APPLIED,
+            f"{self.feed.scope} session token for {session.who}, valid until "
+            f"{describe_time(session.expires_on)}",
+            kind=devops.SESSION,
+            who=session.who,
+        )
         return session
 
 
-def keep_discovery(disk: store.Store, feed: Feed, found: discovery.Discovery) -> None:
-    disk.put_discovery(
-        feed.host,
-        feed.org,
-        {
-            "tenant": found.tenant,
-            "authority": found.authority,
-            "token_service": found.authorization_endpoint,
-        },
-    )
-
-
-def session_identity(name: str, source: identities.Source, bearer: Token) -> str:
-    """The cache key's identity: what the source says up front, else the token's own claims."""
-    return source.cache_identity() or f"{name}:{bearer.identity}"
-
-
-def keep(
-    disk: store.Store, found: discovery.Discovery, feed: Feed, identity: str, session: Token
-) -> None:
-    """Put a session token on disk, under the key the warm path looks for."""
-    if session.expires_on is None:
-        return
-    disk.put_session(
-        store.session_key(found.authorization_endpoint, feed.scope, identity),
-        store.Entry(
-            token=session.secret,
-            expires_on=session.expires_on,
-            org=feed.org,
-            scope=feed.scope,
-            identity=identity,
-            who=session.who,
-        ),
+def _tenant_fix(bearer: Token, found: discovery.Discovery) -> str | None:
+    """When a refused user token is of another tenant than the organisation's, the fix is to
+    sign in to that tenant (the usual cause: az signed in to the home tenant)."""
+    tid = claims.tenant(claims.read_claims(bearer.secret))
+    if tid is None or found.tenant is None or tid.lower() == found.tenant.lower():
+        return None
+    return (
+        f"the organisation is in tenant {found.tenant}, the token of tenant {tid}: sign in to "
+        f"that tenant (`az login --tenant {found.tenant}`, or `ak-nofuss login URL`)"
     )

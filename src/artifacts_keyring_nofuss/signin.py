@@ -15,14 +15,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import config, store
+from . import local
 from . import log as _log
+from .devops import DEFAULT_SCOPE, RESOURCE
 from .errors import NofussError, SourceError
-from .identities import DEVOPS_SCOPE
+from .settings import DEVICE_FLOW_TIMEOUT_VAR, Settings
 from .tokens import Token
 
 # The Azure Artifacts credential provider's public client: what the official package signs in
@@ -32,24 +33,41 @@ RECORD_FILE = "account.json"
 CACHE_FILE = "msal_token_cache.bin"
 PLAIN_CACHE_FILE = "msal_token_cache.json"
 LOGIN_HOST = "login.microsoftonline.com"
+LOCK_SUFFIX = ".lockfile"  # msal-extensions' lock beside its cache file
+# Every name in the directory that we or msal-extensions open: none may be a planted link or
+# somebody else's file when msal is handed the path.
+PRIVATE_FILES = (
+    RECORD_FILE,
+    CACHE_FILE,
+    CACHE_FILE + LOCK_SUFFIX,
+    PLAIN_CACHE_FILE,
+    PLAIN_CACHE_FILE + LOCK_SUFFIX,
+)
 
 
 def data_dir() -> Path | None:
     """Where the sign-in lives: the user's data directory (not the cache, which gets wiped)."""
-    try:
-        home = Path.home()
-    except (RuntimeError, KeyError):
-        return None
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA", "")
-        found = (Path(local) if local else home / "AppData" / "Local") / store.APP_DIR / "Data"
-    elif sys.platform == "darwin":
-        found = home / "Library" / "Application Support" / store.APP_DIR
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME", "")
-        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
-        found = base / store.APP_DIR
-    return found if found.is_absolute() else None
+    return local.data_dir()
+
+
+# The organisation's own public client (ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID) may be granted the
+# delegated Azure DevOps permissions for packages alone: tokens that can read (and publish)
+# packages and nothing else. The first-party client above cannot ask for them (AADSTS65002).
+READ_SCOPE = f"{RESOURCE}/vso.packaging"
+WRITE_SCOPE = f"{RESOURCE}/vso.packaging_write"
+
+
+def client_for(settings: Settings) -> str:
+    return settings.client_id or CLIENT_ID
+
+
+def scopes_for(settings: Settings, write: bool) -> list[str]:
+    """What a sign-in asks Entra for: the narrow packaging scope (read, or write for an upload
+    URL) with the organisation's own client, never `.default`; `.default` (user_impersonation)
+    with the first-party client, which can ask for nothing narrower."""
+    if settings.client_id is None:
+        return [DEFAULT_SCOPE]
+    return [WRITE_SCOPE if write else READ_SCOPE]
 
 
 @dataclass(frozen=True)
@@ -58,37 +76,83 @@ class Record:
     username: str
     tenant: str  # the tenant signed in to
     authority: str
+    client_id: str = CLIENT_ID  # the public client signed in with
+    scopes: str = ""  # what the sign-in was granted (space-separated), for `status`
 
     @property
     def identity(self) -> str:
-        return f"interactive:{self.home_account_id}"
+        if self.client_id == CLIENT_ID:
+            return f"interactive:{self.home_account_id}"
+        return f"interactive:{self.client_id}:{self.home_account_id}"
 
 
 def load_record() -> Record | None:
     directory = data_dir()
     if directory is None:
         return None
-    raw = store.read_private(directory / RECORD_FILE, 64 * 1024)
+    problem = local.private_dir_problem(directory, tighten=False)
+    if not problem and local.exposed_ancestor(directory) is not None:
+        problem = "anyone can replace it"
+    if problem:
+        if problem != local.MISSING:
+            _log.debug("sign-in: ignoring %s: %s", directory, problem)
+        return None
+    try:
+        raw = local.read_private(directory / RECORD_FILE, 64 * 1024)
+    except local.Unsafe as exc:
+        _log.debug("sign-in: ignoring %s: %s", directory / RECORD_FILE, exc)
+        return None
     if raw is None:
         return None
     try:
         data = json.loads(raw.decode("utf-8"))
-        record = Record(**{k: data[k] for k in Record.__dataclass_fields__})
+        required = ("home_account_id", "username", "tenant", "authority")
+        record = Record(
+            **{k: data[k] for k in required},
+            # Written by a version that signed in with the first-party client only.
+            client_id=data.get("client_id", CLIENT_ID),
+            scopes=data.get("scopes", DEFAULT_SCOPE),
+        )
     except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
         _log.debug("sign-in: ignoring an unreadable %s", RECORD_FILE)
         return None
-    if not all(isinstance(v, str) and v for v in asdict(record).values()):
+    values = asdict(record)
+    if not all(isinstance(v, str) for v in values.values()):
+        return None
+    if not all(values[k] for k in ("home_account_id", "username", "tenant", "authority")):
         return None
     return record
 
 
 def _private_dir() -> Path:
+    """The sign-in's directory, created 0700, checked as the session cache's is before anything
+    (msal above all) is handed a path in it; SourceError with the one line otherwise."""
     directory = data_dir()
     if directory is None:
         raise NofussError("no home directory to keep the sign-in in; set HOME")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with suppress(OSError):
-        directory.chmod(0o700)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    exposed = local.exposed_ancestor(directory)
+    if exposed is not None:
+        raise SourceError(
+            f"not keeping the sign-in in {directory}: anyone can rename {exposed} (writable by "
+            "all, without the sticky bit) and put their own directory there; set XDG_DATA_HOME "
+            "to a directory of yours and sign in again"
+        )
+    problem = local.private_dir_problem(directory, tighten=True)
+    where = directory
+    if not problem:
+        for name in PRIVATE_FILES:
+            problem = local.private_file_problem(directory / name)
+            if problem:
+                where = directory / name
+                break
+    if problem:
+        elsewhere = " (or set XDG_DATA_HOME to a directory of yours)" if where == directory else ""
+        raise SourceError(
+            f"not keeping the sign-in in {where}: {problem}; remove it{elsewhere} and sign in again"
+        )
     return directory
 
 
@@ -113,14 +177,18 @@ def forget() -> list[Path]:
     removed: list[Path] = []
     if directory is None:
         return removed
-    if (directory / CACHE_FILE).exists() and (
-        sys.platform == "darwin" or sys.platform.startswith("linux")
+    # The keychain entry's signal file is touched, following links: only a file of ours.
+    if (
+        (directory / CACHE_FILE).exists()
+        and (sys.platform == "darwin" or sys.platform.startswith("linux"))
+        and not local.private_dir_problem(directory, tighten=False)
+        and not local.private_file_problem(directory / CACHE_FILE)
     ):
         with suppress(Exception):  # empty the keychain / libsecret entry behind the file
             _encrypted(directory / CACHE_FILE).save("{}")
     for name in (RECORD_FILE, CACHE_FILE, PLAIN_CACHE_FILE):
         path = directory / name
-        for candidate in (path, path.with_name(path.name + ".lockfile")):
+        for candidate in (path, path.with_name(path.name + LOCK_SUFFIX)):
             with suppress(FileNotFoundError):
                 candidate.unlink()
                 if candidate == path:
@@ -128,10 +196,9 @@ def forget() -> list[Path]:
     return removed
 
 
-def authority_for(tenant: str | None) -> str:
-    override = config.msal_authority()
-    if override is not None:
-        return override
+def authority_for(tenant: str | None, settings: Settings) -> str:
+    if settings.msal_authority is not None:
+        return settings.msal_authority
     return f"https://{LOGIN_HOST}/{tenant or 'organizations'}"
 
 
@@ -159,38 +226,41 @@ def persistence(directory: Path) -> tuple[Any, bool]:
 class SignIn:
     """An msal public client on a persistent cache, for one authority."""
 
-    def __init__(self, authority: str) -> None:
+    def __init__(self, authority: str, settings: Settings, client_id: str | None = None) -> None:
         import msal
         from msal_extensions import PersistedTokenCache
 
-        from .http import trusted_session
+        from .http import requests_session
 
         self.directory = _private_dir()
         self.persistence, self.encrypted = persistence(self.directory)
+        self.client_id = client_id or client_for(settings)
         self.app = msal.PublicClientApplication(
-            CLIENT_ID,
+            self.client_id,
             authority=authority,
             token_cache=PersistedTokenCache(self.persistence),
-            http_client=trusted_session(),
+            http_client=requests_session(settings.env),
         )
 
     @property
     def cache_location(self) -> str:
         return str(self.persistence.get_location())
 
-    def silent(self, record: Record) -> dict[str, Any] | None:
+    def silent(self, record: Record, scopes: list[str]) -> dict[str, Any] | None:
         accounts = [
             a for a in self.app.get_accounts() if a.get("home_account_id") == record.home_account_id
         ]
         if not accounts:
             return None
-        result = self.app.acquire_token_silent([DEVOPS_SCOPE], account=accounts[0])
+        result = self.app.acquire_token_silent(scopes, account=accounts[0])
         if isinstance(result, dict) and result.get("access_token"):
             return result
         return None
 
-    def device_code(self, say: Callable[[str], None], timeout: float) -> dict[str, Any]:
-        flow = self.app.initiate_device_flow(scopes=[DEVOPS_SCOPE])
+    def device_code(
+        self, say: Callable[[str], None], timeout: float, scopes: list[str]
+    ) -> dict[str, Any]:
+        flow = self.app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             raise SourceError(f"Entra did not start a device-code sign-in: {_error(flow)}")
         say(_log.printable(str(flow.get("message") or "")))
@@ -200,14 +270,14 @@ class SignIn:
         )
         return self._checked(result, timeout)
 
-    def browser(self, timeout: float, login_hint: str | None) -> dict[str, Any]:
+    def browser(self, timeout: float, login_hint: str | None, scopes: list[str]) -> dict[str, Any]:
         import msal
 
         # A RuntimeError subclass; older msal versions raise a plain RuntimeError.
         timed_out = getattr(msal, "BrowserInteractionTimeoutError", RuntimeError)
         try:
             result = self.app.acquire_token_interactive(
-                [DEVOPS_SCOPE],
+                scopes,
                 prompt="select_account",
                 login_hint=login_hint,
                 timeout=max(1, int(timeout)),
@@ -223,7 +293,7 @@ class SignIn:
         if error in ("authorization_pending", "slow_down", "expired_token", None):
             raise SourceError(
                 f"the sign-in was not completed within {timeout:g} s "
-                f"(raise {config.DEVICE_FLOW_TIMEOUT_VAR} for more time)"
+                f"(raise {DEVICE_FLOW_TIMEOUT_VAR} for more time)"
             )
         if error in ("authorization_declined", "access_denied"):
             raise SourceError("the sign-in was declined")
@@ -241,14 +311,46 @@ class SignIn:
                     username=str(account.get("username") or claims.get("preferred_username")),
                     tenant=str(tid or authority.rsplit("/", 1)[-1]),
                     authority=authority,
+                    client_id=self.client_id,
+                    scopes=_granted(result),
                 )
         raise SourceError("the sign-in gave no account to remember")
 
+    def scopes_held(self, record: Record) -> list[str]:
+        """The Azure DevOps scopes msal holds tokens of for this sign-in (what it was granted,
+        the write scope included once a publish asked for it)."""
+        import msal
 
-def token_from(result: dict[str, Any], source: str) -> Token:
+        found: set[str] = set()
+        entries = self.app.token_cache.find(
+            msal.TokenCache.CredentialType.ACCESS_TOKEN,
+            query={"home_account_id": record.home_account_id, "client_id": self.client_id},
+        )
+        for entry in entries:
+            target = entry.get("target")
+            if isinstance(target, str):
+                found.update(s for s in target.split() if s.lower().startswith(RESOURCE + "/"))
+        return sorted(found) or record.scopes.split()
+
+
+def _granted(result: dict[str, Any]) -> str:
+    scope = result.get("scope")
+    if isinstance(scope, list):
+        scope = " ".join(str(s) for s in scope)
+    if not isinstance(scope, str):
+        return ""
+    return " ".join(s for s in scope.split() if s.lower().startswith(RESOURCE + "/"))[:500]
+
+
+def token_from(result: dict[str, Any], source: str, identity: str, scopes: list[str]) -> Token:
+    """The token msal gave for the account `identity` names (msal matched it by account), for
+    the scopes asked (what it is kept under)."""
     expires_in = result.get("expires_in")
     stated = time.time() + expires_in if isinstance(expires_in, int | float) else None
-    return Token.from_secret(str(result["access_token"]), source, expires_on=stated)
+    token = Token.from_secret(
+        str(result["access_token"]), source, expires_on=stated, identity=identity
+    )
+    return replace(token, scope=" ".join(scopes))
 
 
 def _error(result: Any) -> str:

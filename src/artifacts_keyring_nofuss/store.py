@@ -3,7 +3,8 @@
 Never an Entra bearer token, never an application token: those are minted by the identity the
 machine has, cheaply, and are worth more to a thief. The file is 0600 in a 0700 directory,
 replaced atomically, and ignored (then rewritten) when it is corrupt, foreign-owned or readable
-by anyone else. Writers hold a per-key lock so that parallel cold lookups mint one token.
+by anyone else. Writers hold a per-key lock so that parallel cold lookups mint one token; every
+wait for a lock ends with the lookup's deadline.
 """
 
 from __future__ import annotations
@@ -13,71 +14,35 @@ import hashlib
 import json
 import math
 import os
-import stat
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from . import devops, local
 from . import log as _log
+from .deadline import Deadline
+from .keys import Key
 
-APP_DIR = "artifacts-keyring-nofuss"
 FILE_NAME = "sessions.json"
-FORMAT = 1
+FORMAT = 2
 MAX_FILE = 1024 * 1024
 DISCOVERY_TTL = 24 * 3600
+# An organisation that refused to mint session tokens for an identity is asked again after
+# this long (a lifted policy is noticed within the day; meanwhile Entra tokens work).
+REFUSAL_TTL = 12 * 3600
+# The longest any lock is waited for (never longer than the lookup's deadline allows).
 LOCK_TIMEOUT = 90.0
+# A stuck writer holds a write no longer than this (nor a quarter of what the lookup has left);
+# then it goes ahead unlocked: the file is replaced atomically, so the worst is a lost update,
+# never a torn file, and the lookup keeps its time for what it is for.
+WRITE_LOCK_WAIT = 2.0
 _MAX_STAMP = 10**12  # far beyond any real expiry, far below float's limits
-CACHE_VARS = (
-    ("ARTIFACTS_KEYRING_NOFUSS_CACHE", ("0", "false", "no", "off")),
-    ("ARTIFACTS_CREDENTIALPROVIDER_SESSIONTOKENCACHE_ENABLED", ("0", "false", "no", "off")),
-)
-
-
-def enabled() -> bool:
-    return all(os.environ.get(name, "").strip().lower() not in off for name, off in CACHE_VARS)
-
-
-def cache_dir() -> Path | None:
-    """The user's cache directory, as platformdirs computes it (not imported: it costs 17 ms
-    on every warm lookup, which is most of our budget); None when no absolute one can be found,
-    for the cache must never land relative to the current directory."""
-    try:
-        home = Path.home()
-    except (RuntimeError, KeyError):
-        home = Path()
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA", "")
-        base = Path(local) if local else home / "AppData" / "Local"
-        found = base / APP_DIR / "Cache"
-    elif sys.platform == "darwin":
-        found = home / "Library" / "Caches" / APP_DIR
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        found = (Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".cache") / APP_DIR
-    return found if found.is_absolute() else None
-
-
-def open_store() -> Store | None:
-    """The on-disk store, unless switched off or there is nowhere safe to put it."""
-    if not enabled():
-        return None
-    directory = cache_dir()
-    if directory is None:
-        _log.debug("cache: no absolute cache directory (HOME?); not caching")
-        return None
-    return Store(directory)
-
-
-def session_key(token_service: str, scope: str, identity: str) -> str:
-    return hashlib.sha256(f"{token_service}\n{scope}\n{identity}".encode()).hexdigest()
-
-
-def discovery_key(host: str, org: str) -> str:
-    return f"{host}/{org}"
+_SECTIONS = ("discovery", "sessions")
+# Added later: a file without it is read as having none.
+_OPTIONAL = ("refusals",)
 
 
 @dataclass(frozen=True)
@@ -92,25 +57,31 @@ class Entry:
     who: str
 
 
+def discovery_key(host: str, org: str) -> str:
+    return f"{host}/{org}"
+
+
 class Store:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, deadline: Deadline) -> None:
         self.directory = directory
         self.path = self.directory / FILE_NAME
+        self.deadline = deadline
 
     # --- reading: no lock, the file is only ever replaced whole ---------------------------
 
     def load(self) -> dict[str, Any]:
         data = self._read()
         if data is None:
-            return {"version": FORMAT, "discovery": {}, "sessions": {}}
+            return {"version": FORMAT, **{name: {} for name in (*_SECTIONS, *_OPTIONAL)}}
         return data
 
     def _read(self) -> dict[str, Any] | None:
-        raw = read_private(self.path, MAX_FILE)
-        if raw is None:
+        try:
+            raw = local.read_private(self.path, MAX_FILE)
+        except local.Unsafe as exc:
+            _log.debug("cache: ignoring %s: %s; it will be replaced", self.path, exc)
             return None
-        if len(raw) > MAX_FILE:
-            _log.debug("cache: %s is too large; it will be replaced", self.path)
+        if raw is None:
             return None
         try:
             data = json.loads(raw.decode("utf-8"))
@@ -120,11 +91,13 @@ class Store:
         if (
             not isinstance(data, dict)
             or data.get("version") != FORMAT
-            or not isinstance(data.get("discovery"), dict)
-            or not isinstance(data.get("sessions"), dict)
+            or not all(isinstance(data.get(name), dict) for name in _SECTIONS)
         ):
             _log.debug("cache: %s has an unknown layout; it will be replaced", self.path)
             return None
+        for name in _OPTIONAL:
+            if not isinstance(data.get(name), dict):
+                data[name] = {}
         return data
 
     def discovery(
@@ -146,14 +119,42 @@ class Store:
             values[name] = value
         return values
 
-    def session(self, key: str, margin: float, now: float | None = None) -> Entry | None:
-        raw = self.load()["sessions"].get(key)
-        entry = _entry(raw)
+    def session(self, key: Key, margin: float, now: float | None = None) -> Entry | None:
+        if key.kind != devops.SESSION:
+            return None
+        entry = _entry(self.load()["sessions"].get(key.digest()))
         if entry is None:
             return None
         if entry.expires_on - margin <= (time.time() if now is None else now):
             return None
         return entry
+
+    def refusal(self, key: Key, now: float | None = None) -> str | None:
+        """The policy that refused to mint session tokens for this key, while remembered."""
+        entry = self.load()["refusals"].get(key.digest())
+        if not isinstance(entry, dict):
+            return None
+        policy, expires = entry.get("policy"), entry.get("expires")
+        if not isinstance(policy, str) or not _number(expires):
+            return None
+        if expires <= (time.time() if now is None else now):
+            return None
+        return _log.printable(policy)[:100]
+
+    def put_refusal(self, key: Key, policy: str, org: str) -> None:
+        """Remember a refusal (no secret: the policy's name, the organisation, when to forget)."""
+        value = {"policy": policy[:100], "org": org, "expires": time.time() + REFUSAL_TTL}
+        self._update(lambda data: data["refusals"].__setitem__(key.digest(), value))
+
+    def refusals(self) -> list[tuple[str, str, float]]:
+        """(organisation, policy, until) of every refusal remembered, for `status`."""
+        found = []
+        for entry in self.load()["refusals"].values():
+            if isinstance(entry, dict) and _number(entry.get("expires")):
+                org, policy = entry.get("org"), entry.get("policy")
+                if isinstance(org, str) and isinstance(policy, str):
+                    found.append((org, policy, float(entry["expires"])))
+        return found
 
     def entries(self) -> list[Entry]:
         found = (_entry(raw) for raw in self.load()["sessions"].values())
@@ -162,35 +163,39 @@ class Store:
     # --- writing: under a lock, atomically -------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self, name: str, timeout: float | None = None) -> Iterator[None]:
-        """Hold the lock for `name` across processes (or carry on unlocked if it cannot be had:
-        a stuck lock must cost time, not the install)."""
+    def locked(self, name: str, wait: float | None = None) -> Iterator[bool]:
+        """Hold the lock for `name` across processes, waiting at most `wait` seconds (and
+        never past the deadline); yields whether it is held (a stuck lock must cost time, not
+        the install)."""
         from filelock import FileLock, Timeout
 
         if not self._ensure_directory():
-            yield
+            yield False
             return
+        wait = min(LOCK_TIMEOUT if wait is None else wait, self.deadline.remaining())
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-        wait = LOCK_TIMEOUT if timeout is None else timeout
-        lock = FileLock(str(self.directory / f"{digest}.lock"), timeout=wait, mode=0o600)
+        lock = FileLock(str(self.directory / f"{digest}.lock"), timeout=max(0.0, wait), mode=0o600)
         try:
-            lock.acquire()
+            lock.acquire(poll_interval=0.02)
         except (Timeout, OSError) as exc:
-            _log.debug("cache: no lock for %s (%s); going on without it", name, exc)
-            yield
+            _log.debug("cache: no lock within %.1f s (%s); going on without it", wait, exc)
+            yield False
             return
         try:
-            yield
+            yield True
         finally:
             lock.release()
 
-    def put_session(self, key: str, entry: Entry) -> None:
-        self._update(lambda data: data["sessions"].__setitem__(key, asdict(entry)))
+    def put_session(self, key: Key, entry: Entry) -> None:
+        if key.kind != devops.SESSION:
+            # Only session tokens outlive the process; anything else is a bug, not a choice.
+            raise ValueError(f"refusing to write a {key.kind} token to disk")
+        self._update(lambda data: data["sessions"].__setitem__(key.digest(), asdict(entry)))
 
-    def drop_session(self, key: str) -> None:
-        self._update(lambda data: data["sessions"].pop(key, None))
+    def drop_session(self, key: Key) -> None:
+        self._update(lambda data: data["sessions"].pop(key.digest(), None))
 
-    def put_discovery(self, host: str, org: str, values: dict[str, str | None]) -> None:
+    def put_discovery(self, host: str, org: str, values: Mapping[str, str | None]) -> None:
         def change(data: dict[str, Any]) -> None:
             data["discovery"][discovery_key(host, org)] = {
                 **values,
@@ -208,10 +213,11 @@ class Store:
         self._update(lambda data: data["sessions"].clear())
         return count
 
-    def _update(self, change: Any) -> None:
+    def _update(self, change: Callable[[dict[str, Any]], object]) -> None:
         if not self._ensure_directory():
             return
-        with self.locked(FILE_NAME):
+        wait = min(WRITE_LOCK_WAIT, LOCK_TIMEOUT, self.deadline.remaining() / 4)
+        with self.locked(FILE_NAME, wait):
             data = self.load()
             change(data)
             _prune(data)
@@ -236,74 +242,11 @@ class Store:
             _log.debug("cache: cannot write %s (%s); going on without it", self.path, exc)
 
     def _ensure_directory(self) -> bool:
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            info = os.lstat(self.directory)
-        except OSError as exc:
-            _log.debug("cache: cannot use %s (%s)", self.directory, exc.strerror)
+        problem = local.private_directory(self.directory)
+        if problem is not None:
+            _log.debug("cache: cannot use %s (%s); not caching", self.directory, problem)
             return False
-        if not stat.S_ISDIR(info.st_mode):
-            _log.debug("cache: %s is not a directory; not caching", self.directory)
-            return False
-        if hasattr(os, "getuid") and info.st_uid != os.getuid():
-            _log.debug("cache: %s belongs to someone else; not caching", self.directory)
-            return False
-        if stat.S_IMODE(info.st_mode) & 0o077:
-            try:
-                self.directory.chmod(0o700)
-            except OSError:
-                _log.debug("cache: %s is open to others; not caching", self.directory)
-                return False
         return True
-
-
-def read_private(path: Path, limit: int) -> bytes | None:
-    """The bytes of a regular file of ours that nobody else can read, or None (with a debug
-    line). Never follows a link, never blocks on a FIFO, never reads more than `limit`."""
-    flags = (
-        os.O_RDONLY
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_NONBLOCK", 0)
-        | getattr(os, "O_BINARY", 0)
-    )
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        _log.debug("cache: cannot open %s (%s); ignoring it", path, exc.strerror)
-        return None
-    try:
-        problem = _unsafe(os.fstat(fd))
-        if problem:
-            _log.debug("cache: ignoring %s: %s; it will be replaced", path, problem)
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError as exc:
-        _log.debug("cache: cannot read %s (%s); ignoring it", path, exc.strerror)
-        return None
-    finally:
-        os.close(fd)
-
-
-def _unsafe(info: os.stat_result) -> str | None:
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return "owned by another user"
-    if sys.platform != "win32" and stat.S_IMODE(info.st_mode) & 0o077:
-        return "readable or writable by group or others"
-    if info.st_size > MAX_FILE:
-        return "too large"
-    return None
 
 
 def _number(value: object) -> TypeGuard[float]:
@@ -334,8 +277,9 @@ def _prune(data: dict[str, Any]) -> None:
     data["sessions"] = {
         k: v for k, v in data["sessions"].items() if (e := _entry(v)) and e.expires_on > now
     }
-    data["discovery"] = {
-        k: v
-        for k, v in data["discovery"].items()
-        if isinstance(v, dict) and _number(v.get("expires")) and v["expires"] > now
-    }
+    for name in ("discovery", "refusals"):
+        data[name] = {
+            k: v
+            for k, v in data.get(name, {}).items()
+            if isinstance(v, dict) and _number(v.get("expires")) and v["expires"] > now
+        }

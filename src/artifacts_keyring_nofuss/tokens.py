@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from . import claims as _claims
+from . import devops
 
 # Refresh this long before the stated expiry, so a token never expires mid-install.
 REFRESH_MARGIN = 5 * 60
@@ -18,26 +19,43 @@ UNKNOWN_EXPIRY_TTL = 50 * 60
 class Token:
     secret: str = field(repr=False)
     expires_on: float | None  # epoch seconds, from the token or the service's answer
-    user: bool  # a delegated user token (exchanged) rather than an application's
-    identity: str  # who it stands for: a cache key part, never shown in full
+    user: bool  # a delegated user token (its claims say so) rather than an application's
+    # Who it stands for, as the cache keys it: the source's name and an identity that the
+    # token itself (its claims) or the source that minted it vouches for. Never shown in full.
+    identity: str
     who: str  # what a person recognises in debug output
     source: str
+    kind: str = devops.USER  # devops.GIVEN, USER, APPLICATION or SESSION
     obtained: float = field(default_factory=time.time)
-    # Handed out unchanged whatever its kind: a token somebody minted and gave us (a PAT is
-    # never a bearer for the exchange).
-    as_is: bool = False
+    scope: str | None = None  # a session token's scope
 
     @classmethod
-    def from_secret(cls, secret: str, source: str, expires_on: float | None = None) -> Token:
+    def from_secret(
+        cls,
+        secret: str,
+        source: str,
+        expires_on: float | None = None,
+        identity: str | None = None,
+    ) -> Token:
+        """A token an identity source obtained: its kind from its claims, its identity the one
+        the source vouches for, else the claims' own (tenant and object id)."""
         claims = _claims.read_claims(secret)
+        user = _claims.is_user(claims)
         return cls(
             secret=secret,
             expires_on=_claims.expiry(claims) or expires_on,
-            user=_claims.is_user(claims),
-            identity=_claims.identity(claims) or f"{source}:opaque",
+            user=user,
+            identity=identity or f"{source}:{_claims.identity(claims) or 'opaque'}",
             who=_claims.display_name(claims) or "an opaque token",
             source=source,
+            kind=devops.USER if user else devops.APPLICATION,
         )
+
+    @property
+    def as_is(self) -> bool:
+        """A token somebody handed over: used unchanged whatever it is (a PAT is never a
+        bearer for the exchange)."""
+        return self.kind == devops.GIVEN
 
     def keep_until(self) -> float:
         """The moment after which this token must not be handed out again."""

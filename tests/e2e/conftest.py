@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from . import realaz
 from .helpers import DEBUG_PASS_VAR, OUTPUTS, Wheelhouse, build_wheelhouse, client_env_for, run
 from .scenarios import HostileTally
 from .sim.netns import inside_namespace, namespace_problem
@@ -86,6 +87,18 @@ def sim(simulator: Simulator, wheelhouse: Wheelhouse) -> Simulator:
 @pytest.fixture
 def client_env(tmp_path: Path, simulator: Simulator) -> dict[str, str]:
     return client_env_for(tmp_path / "client", simulator.ca_pem)
+
+
+@pytest.fixture
+def real_az_env(client_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """client_env with the real Azure CLI (.e2e/azure-cli) on PATH instead of the fake one;
+    see realaz.environment. Missing: a skip that says so, and under CI a failure."""
+    problem = realaz.missing()
+    if problem is not None:
+        if _on_ci():
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
+    return realaz.environment(client_env, tmp_path / "real-az-bin")
 
 
 @pytest.fixture(scope="session")

@@ -74,4 +74,4 @@ def connect_proxy() -> Iterator[_ProxyServer]:
 
 def proxy_url(server: _ProxyServer) -> str:
     host, port = server.server_address[:2]
-    return f"http://{host}:{port}"
+    return f"http://{host!s}:{port}"

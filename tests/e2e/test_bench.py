@@ -25,8 +25,16 @@ COUNTS = {
 def test_the_benchmark_runs_and_its_counts_hold() -> None:
     env = {k: v for k, v in os.environ.items() if k != "AKN_E2E_NETNS"}
     done = run(
-        [sys.executable, "-m", "tests.e2e.sim.netns", "--", sys.executable, "-m",
-         "bench.lookups", "--quick"],
+        [
+            sys.executable,
+            "-m",
+            "tests.e2e.sim.netns",
+            "--",
+            sys.executable,
+            "-m",
+            "bench.lookups",
+            "--quick",
+        ],
         env,
         timeout=900,
         cwd=REPO,

@@ -77,7 +77,9 @@ def test_scopes_and_organisations_never_share_a_token(
     other_org = get(alice, world.RELEASES_INDEX)
     assert len({read, write, other_org}) == 3
     assert [r.scope for r in sim.requests(kind="exchange")] == [
-        "vso.packaging", "vso.packaging_write", "vso.packaging",
+        "vso.packaging",
+        "vso.packaging_write",
+        "vso.packaging",
     ]
 
 
@@ -196,7 +198,7 @@ def test_a_damaged_or_unsafe_cache_file_is_ignored_and_replaced(
     assert feed_accepts(sim, world.SHARED_INDEX, token) == 200
     assert not path.is_symlink()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert json.loads(path.read_text())["version"] == 1
+    assert json.loads(path.read_text())["version"] == 2
 
 
 def test_parallel_cold_lookups_mint_one_token(sim: Simulator, alice: dict[str, str]) -> None:

@@ -65,7 +65,8 @@ def step(stdout: str, name: str) -> Shown:
 def json_step(report: dict[str, Any], name: str) -> dict[str, Any]:
     found = [s for s in report["steps"] if s["name"] == name]
     assert len(found) == 1, f"no single step {name!r} in {report['steps']}"
-    return found[0]
+    step: dict[str, Any] = found[0]
+    return step
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def test_not_signed_in_fails_the_identity_step(sim: Simulator, client_env: dict[
     assert f"ak-nofuss login {world.SHARED_INDEX}" in identity.fix
     assert first_fail(done.out).name == "identity", done.out
     # Each source says why it did not apply; az's names the tenant to sign in to.
-    assert f"az login --tenant {world.T_CONTOSO}" in step(done.out, "source azure_cli").detail
+    assert f"az login --tenant {world.T_CONTOSO}" in (step(done.out, "source azure_cli").fix or "")
     assert "fix the first FAIL above" in done.out
     assert sim.count("exchange") == 0
 
@@ -418,3 +419,22 @@ def test_a_ca_bundle_that_does_not_exist(sim: Simulator, client_env: dict[str, s
     assert "REQUESTS_CA_BUNDLE" in network.fix
     assert first_fail(done.out).name == "network", done.out
     assert sim.count("exchange") == 0
+
+
+# --- the Azure CLI a lookup would run ---------------------------------------------------------
+
+
+def test_doctor_names_the_az_release_and_warns_about_a_known_bad_one(
+    sim: Simulator, client_env: dict[str, str]
+) -> None:
+    env = signed_in(client_env)
+    fine = step(doctor(sim, env, world.SHARED_INDEX).out, "azure cli")
+    assert fine.mark == ""
+    assert "is azure-cli 2." in fine.detail
+    bad = doctor(sim, dict(env, FAKE_AZ_VERSION="2.83.0"), world.SHARED_INDEX)
+    shown = step(bad.out, "azure cli")
+    assert shown.mark == "warn"
+    assert "azure-cli 2.83.0" in shown.detail and "Azure/azure-cli#32853" in shown.detail
+    assert shown.fix is not None and "az upgrade" in shown.fix
+    # A warning, not a failure: the lookup itself worked.
+    assert bad.code == 0 or first_fail(bad.out).name != "azure cli"

@@ -161,6 +161,28 @@ def test_the_official_access_token_with_uri_prefixes(
     assert token not in other.stdout
 
 
+def test_a_uri_prefix_ends_on_a_path_segment(sim: Simulator, client_env: dict[str, str]) -> None:
+    """`.../contoso` is organisation contoso, not every organisation whose name starts with it
+    (anyone can create `contosoevil` and point a build at its feed)."""
+    token = sim.add_pat("contoso")
+    env = dict(
+        client_env,
+        ARTIFACTS_CREDENTIALPROVIDER_ACCESSTOKEN=token,
+        ARTIFACTS_CREDENTIALPROVIDER_URI_PREFIXES="https://pkgs.dev.azure.com/contoso",
+        ARTIFACTS_KEYRING_NONINTERACTIVE_MODE="true",
+    )
+    evil = "https://pkgs.dev.azure.com/contosoevil/_packaging/shared/pypi/simple/"
+    done = keyring(env, "get", evil, "VssSessionToken")
+    handed = token in done.stdout + done.stderr  # (never shown by a failing assertion)
+    assert not handed, "contoso's token was handed to contosoevil"
+    assert done.stdout == ""
+    assert done.returncode == 1
+    assert "no credential for contosoevil/shared" in one_line_message(done.stderr)
+    own = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.strip() == token
+
+
 @pytest.mark.parametrize(
     "variable",
     ["ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS", "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS"],

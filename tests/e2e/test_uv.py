@@ -17,8 +17,15 @@ from .sim.server import Simulator
 
 def uv_pip_install(target: Path, *args: str) -> list[str]:
     return [
-        bin_path("uv"), "pip", "install", "--no-cache", "--target", str(target),
-        "--keyring-provider", "subprocess", *args,
+        bin_path("uv"),
+        "pip",
+        "install",
+        "--no-cache",
+        "--target",
+        str(target),
+        "--keyring-provider",
+        "subprocess",
+        *args,
     ]
 
 
@@ -44,8 +51,16 @@ def test_uv_named_index_username_from_the_environment(
     env["UV_INDEX_AZURE_USERNAME"] = "VssSessionToken"
     target = tmp_path / "target"
     done = run(
-        uv_pip_install(target, "--index", f"azure={world.SHARED_INDEX}", "--default-index",
-                       world.PLAIN_INDEX, "--index-strategy", "first-index", "tinyfeedpkg"),
+        uv_pip_install(
+            target,
+            "--index",
+            f"azure={world.SHARED_INDEX}",
+            "--default-index",
+            world.PLAIN_INDEX,
+            "--index-strategy",
+            "first-index",
+            "tinyfeedpkg",
+        ),
         env,
     )
     assert done.returncode == 0, done.stderr
@@ -90,8 +105,9 @@ def test_uv_sync_with_a_project_index(
     env = signed_in(client_env)
     env.pop("UV_NO_CONFIG")  # the project's own pyproject.toml is the point here
     project = write_project(tmp_path / "project", index, extra)
-    done = run([bin_path("uv"), "sync", "--no-cache", "--python", bin_path("python")], env,
-               cwd=project)
+    done = run(
+        [bin_path("uv"), "sync", "--no-cache", "--python", bin_path("python")], env, cwd=project
+    )
     assert done.returncode == 0, done.stderr
     venv_python = project / ".venv" / "bin" / "python"
     check = run([str(venv_python), "-c", "import tinyapp, tinydep"], env)
@@ -183,8 +199,9 @@ def test_pipeline_recipe_with_keyring_disabled_still_works(
         }
     )
     project = write_project(tmp_path / "project", world.SHARED_INDEX)
-    done = run([bin_path("uv"), "sync", "--no-cache", "--python", bin_path("python")], env,
-               cwd=project)
+    done = run(
+        [bin_path("uv"), "sync", "--no-cache", "--python", bin_path("python")], env, cwd=project
+    )
     assert done.returncode == 0, done.stderr
     assert sim.count("exchange") == 0
     assert "artifacts-keyring-nofuss" not in done.stderr  # the backend was never asked
@@ -197,8 +214,9 @@ def test_uv_shows_our_line_when_nobody_is_signed_in(
 ) -> None:
     started = time.monotonic()
     done = run(
-        uv_pip_install(tmp_path / "t", "--index-url", with_user(world.SHARED_INDEX, "__token__"),
-                       "tinyapp"),
+        uv_pip_install(
+            tmp_path / "t", "--index-url", with_user(world.SHARED_INDEX, "__token__"), "tinyapp"
+        ),
         client_env,
     )
     assert done.returncode != 0

@@ -560,11 +560,11 @@ def test_debug_says_why_no_source_applied(sim: Simulator, client_env: dict[str, 
     assert token == ""
     lines = debug_lines(stderr)
     assert verdicts(lines) == list(DEFAULT_ORDER)
-    assert "azure_cli: does not apply: not signed in: run `az login --tenant" in "\n".join(lines)
+    assert "azure_cli: does not apply: not signed in; run `az login --tenant" in "\n".join(lines)
     # The one line names what is set up here (az, installed but not signed in) and counts the
     # rest, which debug output listed.
     line = one_line_message(stderr)
-    assert "azure_cli: not signed in: run `az login --tenant" in line
+    assert "azure_cli: not signed in; run `az login --tenant" in line
     assert "other sources do not apply here" in line
 
 

@@ -6,8 +6,11 @@ import base64
 import json
 from typing import Any
 
+from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.feeds import Feed, parse_feed_url
 from artifacts_keyring_nofuss.http import Response
+from artifacts_keyring_nofuss.identities import TokenRequest
+from artifacts_keyring_nofuss.settings import Settings
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 OTHER_TENANT = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -65,3 +68,16 @@ def response(
     if not isinstance(body, bytes):
         body = json.dumps(body).encode("utf-8")
     return Response(status=status, headers=tuple(headers or ()), body=body)
+
+
+def token_request(
+    target: Feed | None = None, tenant: str | None = None, seconds: float = 30
+) -> TokenRequest:
+    """A source's request, with the settings of the environment as it is now (a test's
+    monkeypatched variables included)."""
+    return TokenRequest(
+        feed=target if target is not None else feed(),
+        tenant=tenant,
+        deadline=Deadline(seconds),
+        settings=Settings.load(),
+    )

@@ -60,7 +60,9 @@ def budget(weight: float, fixtures: bool = False) -> settings:
     `fixtures`: the test takes a function-scoped fixture and resets what it needs per example
     itself (hypothesis would otherwise refuse it).
     """
-    suppressed = list(settings.default.suppress_health_check)
+    default = settings.default
+    assert default is not None
+    suppressed = list(default.suppress_health_check)
     if fixtures:
         suppressed.append(HealthCheck.function_scoped_fixture)
     return settings(

@@ -5,14 +5,17 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from artifacts_keyring_nofuss.deadline import Deadline
+from artifacts_keyring_nofuss.devops import RESOURCE as DEVOPS_RESOURCE
 from artifacts_keyring_nofuss.errors import SourceError
-from artifacts_keyring_nofuss.identities import DEVOPS_RESOURCE, TokenRequest, Unavailable
+from artifacts_keyring_nofuss.identities import Prepared, Unavailable
 from artifacts_keyring_nofuss.identities.azure_cli import (
     AzureCliSource,
     config_dir,
@@ -22,7 +25,7 @@ from artifacts_keyring_nofuss.identities.azure_cli import (
 from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource
 from artifacts_keyring_nofuss.tokens import Token
 
-from .helpers import APP_ID, TENANT, USER_OID, feed, user_jwt
+from .helpers import APP_ID, TENANT, USER_OID, app_jwt, feed, token_request, user_jwt
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake az is a POSIX shell script")
 
@@ -70,7 +73,7 @@ def fake_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAz:
 
 
 def _get(tenant: str | None = TENANT) -> Token | Unavailable:
-    return AzureCliSource().get_token(TokenRequest(feed=FEED, tenant=tenant, deadline=Deadline(30)))
+    return AzureCliSource().get_token(token_request(FEED, tenant))
 
 
 def _az_json(token: str, **extra: object) -> dict[str, object]:
@@ -240,7 +243,7 @@ def test_a_user_token(fake_az: FakeAz) -> None:
     assert token.secret == secret
     assert token.user is True
     assert token.expires_on == 1_900_000_000
-    assert token.identity == f"{TENANT}/{USER_OID}"
+    assert token.identity == f"azure_cli:{TENANT}/{USER_OID}"  # no profile vouched for it
     assert token.source == "azure_cli"
 
 
@@ -277,8 +280,8 @@ def test_not_logged_in_is_unavailable(fake_az: FakeAz) -> None:
     fake_az.prints("", rc=1, stderr="ERROR: Please run 'az login' to setup account.\n")
     result = _get()
     assert isinstance(result, Unavailable)
-    assert "az login" in result.reason
-    assert TENANT in result.reason
+    assert result.reason == "not signed in"
+    assert result.fix == f"run `az login --tenant {TENANT}`"
 
 
 def test_aadsts_error_says_how_to_sign_in_to_the_tenant(fake_az: FakeAz) -> None:
@@ -305,6 +308,30 @@ def test_aadsts_error_as_az_really_prints_it_is_not_mistaken_for_signed_out(
         _get(TENANT)
     assert f"az login --tenant {TENANT}" in str(caught.value)
     assert "AADSTS50076" in str(caught.value)
+
+
+def test_aadsts_error_of_azure_cli_2_91_is_shortened_without_its_prefix(fake_az: FakeAz) -> None:
+    """What azure-cli 2.91 prints for a user of another tenant (run against the simulator)."""
+    stderr = (
+        "ERROR: AADSTS50020: User account '{EmailHidden}' from identity provider "
+        "'https://sts.windows.net/4092a4cd-fdc0-42b4-9015-7134a956de3e/' does not exist in "
+        "tenant 'Fabrikam' and cannot access the application "
+        "'04b07795-8ddb-461a-bbee-02f9e1bf7b46' in that tenant. The account needs to be added "
+        "as an external user in the tenant first. Trace ID: 3fbe Correlation ID: 4009 "
+        "Timestamp: 2026-12-02 19:39:38Z\n"
+        "Run the command below to authenticate interactively; additional arguments may be "
+        "added as needed:\naz logout\n"
+        f'az login --tenant "{TENANT}" --scope "499b84ac-1321-427f-aa17-267ca6975798/.default"\n'
+    )
+    fake_az.prints("", rc=1, stderr=stderr)
+    with pytest.raises(SourceError) as caught:
+        _get(TENANT)
+    message = str(caught.value)
+    assert "tenant (default)" not in message
+    assert ": AADSTS50020: User account '{EmailHidden}' from identity provider" in message
+    assert "ERROR:" not in message
+    assert "Trace ID" not in message
+    assert message.endswith(f"...; run `az login --tenant {TENANT}`")
 
 
 def test_aadsts_error_without_a_tenant(fake_az: FakeAz) -> None:
@@ -427,7 +454,7 @@ def _profile(*subscriptions: object) -> dict[str, object]:
 
 
 def _write_profile(data: object, bom: bool = True, directory: Path | None = None) -> Path:
-    where = config_dir() if directory is None else directory
+    where = _config_dir() if directory is None else directory
     where.mkdir(parents=True, exist_ok=True)
     text = data if isinstance(data, str) else json.dumps(data)
     path = where / "azureProfile.json"
@@ -473,11 +500,11 @@ def test_signed_in_account_is_the_default_subscriptions_user() -> None:
 
 def test_signed_in_account_follows_az_login_and_logout() -> None:
     _write_profile(_profile(_subscription(name="alice@contoso.com")))
-    assert AzureCliSource().cache_identity() == "azure_cli:alice@contoso.com"
+    assert _identity() == "azure_cli:alice@contoso.com"
     _write_profile(_profile(_subscription(name="bob@contoso.com")))
-    assert AzureCliSource().cache_identity() == "azure_cli:bob@contoso.com"
+    assert _identity() == "azure_cli:bob@contoso.com"
     _write_profile(_profile())  # what `az logout` leaves
-    assert AzureCliSource().cache_identity() is None
+    assert _identity() is None
 
 
 def test_a_long_name_at_the_limit_is_kept() -> None:
@@ -506,11 +533,6 @@ NO_ACCOUNT: list[tuple[str, object]] = [
         "default missing",
         _profile({k: v for k, v in _GOOD_SUBSCRIPTION.items() if k != "isDefault"}),
     ),
-    ("service principal", _profile(_subscription(name=APP_ID, kind="servicePrincipal"))),
-    (
-        "managed identity",
-        _profile(_subscription(name="systemAssignedIdentity", kind="servicePrincipal")),
-    ),
     ("user type capitalised", _profile(_subscription(kind="User"))),
     ("user type missing", _profile({**_GOOD_SUBSCRIPTION, "user": {"name": "alice@contoso.com"}})),
     ("user a string", _profile({**_GOOD_SUBSCRIPTION, "user": "alice@contoso.com"})),
@@ -535,13 +557,29 @@ NO_ACCOUNT: list[tuple[str, object]] = [
 def test_no_signed_in_account(content: object) -> None:
     _write_profile(content)
     assert signed_in_account() is None
-    assert AzureCliSource().cache_identity() is None
+    assert _identity() is None
+
+
+@pytest.mark.parametrize(
+    ("name", "identity"),
+    [
+        (APP_ID, f"azure_cli:app:{APP_ID}"),
+        ("systemAssignedIdentity", "azure_cli:app:systemassignedidentity"),
+    ],
+    ids=["service principal", "managed identity"],
+)
+def test_an_application_signed_in_is_named_apart_from_users(name: str, identity: str) -> None:
+    """`az login --service-principal` or `--identity`: no user, but an application of its own,
+    never mistaken for a user of the same name."""
+    _write_profile(_profile(_subscription(name=name, kind="servicePrincipal")))
+    assert signed_in_account() is None
+    assert _identity() == identity
 
 
 def test_no_profile_at_all() -> None:
-    assert not (config_dir() / "azureProfile.json").exists()
+    assert not (_config_dir() / "azureProfile.json").exists()
     assert signed_in_account() is None
-    assert AzureCliSource().cache_identity() is None
+    assert _identity() is None
 
 
 @pytest.mark.parametrize(
@@ -553,12 +591,12 @@ def test_no_profile_at_all() -> None:
     ],
 )
 def test_a_profile_that_is_not_utf8(raw: bytes) -> None:
-    (config_dir() / "azureProfile.json").write_bytes(raw)
+    (_config_dir() / "azureProfile.json").write_bytes(raw)
     assert signed_in_account() is None
 
 
 def test_a_directory_in_place_of_the_profile() -> None:
-    (config_dir() / "azureProfile.json").mkdir(parents=True)
+    (_config_dir() / "azureProfile.json").mkdir(parents=True)
     assert signed_in_account() is None
 
 
@@ -581,8 +619,8 @@ def test_an_unreadable_profile() -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is only enforced on Linux")
 def test_a_profile_that_never_ends_is_not_read_whole(tmp_path: Path) -> None:
     """The 4 MiB cap must bound what is read, not what is kept of an unbounded read."""
-    config_dir().mkdir(parents=True, exist_ok=True)
-    (config_dir() / "azureProfile.json").symlink_to("/dev/zero")
+    _config_dir().mkdir(parents=True, exist_ok=True)
+    (_config_dir() / "azureProfile.json").symlink_to("/dev/zero")
     script = (
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (1 << 28, 1 << 28))\n"
@@ -606,12 +644,183 @@ def test_a_profile_that_never_ends_is_not_read_whole(tmp_path: Path) -> None:
 def test_the_name_is_lower_cased() -> None:
     _write_profile(_profile(_subscription(name="ALICE.Smith@CONTOSO.onmicrosoft.com")))
     assert signed_in_account() == "alice.smith@contoso.onmicrosoft.com"
-    assert AzureCliSource().cache_identity() == "azure_cli:alice.smith@contoso.onmicrosoft.com"
+    assert _identity() == "azure_cli:alice.smith@contoso.onmicrosoft.com"
 
 
-def test_azure_identity_never_names_a_cache_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_azure_identity_names_its_application_by_its_settings_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _write_profile(_profile(_subscription()))
     monkeypatch.setenv("AZURE_CLIENT_ID", APP_ID)
     monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
-    monkeypatch.setenv("AZURE_CLIENT_SECRET", "secret")
-    assert AzureIdentitySource().cache_identity() is None
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cret-value-0001")
+    first = AzureIdentitySource().prepare(token_request()).identity
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cret-value-0002")
+    second = AzureIdentitySource().prepare(token_request()).identity
+    assert first is not None and second is not None
+    assert first.startswith("azure_identity:") and second.startswith("azure_identity:")
+    assert first != second  # another secret may be another application: never one key
+    assert "s3cret" not in first + second and APP_ID not in first + second
+
+
+def test_without_az_on_path_the_source_does_not_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_profile(_profile(_subscription()))
+    monkeypatch.setenv("PATH", SYSTEM_PATH)
+    got = AzureCliSource().prepare(token_request())
+    assert isinstance(got, Unavailable)
+    assert "`az` is not on PATH" in got.reason
+    assert got.fix is not None and "az login" in got.fix
+
+
+def _identity() -> str | None:
+    """Who the Azure CLI source says it would answer as, with an `az` on PATH."""
+    with tempfile.TemporaryDirectory() as where:
+        az = Path(where) / "az"
+        az.write_text("#!/bin/sh\nexit 1\n")
+        az.chmod(0o755)
+        saved = os.environ["PATH"]
+        os.environ["PATH"] = where
+        try:
+            prepared = AzureCliSource().prepare(token_request())
+        finally:
+            os.environ["PATH"] = saved
+    return prepared.identity if isinstance(prepared, Prepared) else None
+
+
+def _config_dir() -> Path:
+    found = config_dir()
+    assert found is not None
+    return found
+
+
+# ---------------------------------------------------------------- az's own token cache
+
+AZ_CLIENT = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+HOME_ID = f"{USER_OID}.{TENANT}"
+
+
+def _cache(
+    username: object = "alice@contoso.com",
+    client: object = AZ_CLIENT,
+    realm: object = TENANT,
+    target: object = f"{DEVOPS_RESOURCE}/user_impersonation {DEVOPS_RESOURCE}/.default",
+    expires_in: float = 3600,
+    secret: object = None,
+    environment: object = "login.microsoftonline.com",
+    accounts: int = 1,
+) -> dict[str, object]:
+    """An MSAL token cache as az 2.91 keeps it: the account, and one access token."""
+    expires = str(int(time.time() + expires_in))
+    account = {
+        "home_account_id": HOME_ID,
+        "environment": "login.microsoftonline.com",
+        "realm": TENANT,
+        "local_account_id": USER_OID,
+        "username": username,
+        "authority_type": "MSSTS",
+    }
+    return {
+        "Account": {f"{HOME_ID}-login.microsoftonline.com-{n}": account for n in range(accounts)}
+        | ({f"other-{n}": dict(account, home_account_id=f"x{n}.y") for n in range(accounts - 1)}),
+        "AccessToken": {
+            "key": {
+                "credential_type": "AccessToken",
+                "secret": user_jwt() if secret is None else secret,
+                "home_account_id": HOME_ID,
+                "environment": environment,
+                "client_id": client,
+                "target": target,
+                "realm": realm,
+                "token_type": "Bearer",
+                "cached_at": str(int(time.time())),
+                "expires_on": expires,
+                "extended_expires_on": expires,
+            }
+        },
+        "RefreshToken": {},
+        "IdToken": {},
+        "AppMetadata": {},
+    }
+
+
+def _write_cache(data: object, mode: int = 0o600) -> Path:
+    path = _config_dir() / "msal_token_cache.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_a_token_in_azs_own_cache_is_used_without_running_az(fake_az: FakeAz) -> None:
+    fake_az.prints(_az_json(user_jwt(upn="someone-else@contoso.com")))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache())
+    got = _get()
+    assert isinstance(got, Token)
+    assert got.secret == user_jwt()
+    assert got.identity == "azure_cli:alice@contoso.com"
+    assert not fake_az.argv_file.exists()  # az never ran
+
+
+NOT_USED = {
+    "another account": {"username": "bob@contoso.com"},
+    "another client": {"client": "872cd9fa-d31f-45e0-9eab-6e460a02d1f1"},
+    "another tenant": {"realm": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"},
+    "another resource": {"target": "https://management.core.windows.net//.default"},
+    "a resource that only starts alike": {"target": f"{DEVOPS_RESOURCE}0/.default"},
+    "expiring within five minutes": {"expires_in": 200},
+    "expired": {"expires_in": -10},
+    "another cloud": {"environment": "login.evil.example"},
+    "a secret with a newline": {"secret": "eyJ.a\nb.c"},
+    "a secret that is not text": {"secret": 42},
+    "the same name twice": {"accounts": 2},
+    "a token of another tenant": {"secret": user_jwt(tid="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")},
+    "a token for someone else": {"secret": user_jwt(upn="mallory@contoso.com")},
+}
+
+
+@pytest.mark.parametrize("change", list(NOT_USED.values()), ids=list(NOT_USED))
+def test_anything_unclear_in_azs_cache_runs_az(fake_az: FakeAz, change: dict[str, Any]) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache(**change))
+    got = _get()
+    assert isinstance(got, Token)
+    assert fake_az.argv_file.exists()  # az ran
+
+
+@pytest.mark.parametrize(
+    "content", ["", "not json", "[]", '{"AccessToken": []}', "{" * 10_000, '{"Account": {}}']
+)
+def test_a_cache_that_is_not_one_runs_az(fake_az: FakeAz, content: str) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(content)
+    assert isinstance(_get(), Token)
+    assert fake_az.argv_file.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+def test_a_cache_others_could_have_written_is_not_read(fake_az: FakeAz, mode: int) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache(), mode)
+    assert isinstance(_get(), Token)
+    assert fake_az.argv_file.exists()
+
+
+def test_a_service_principal_always_asks_az(fake_az: FakeAz) -> None:
+    fake_az.prints(_az_json(app_jwt()))
+    _write_profile(_profile(_subscription(name=APP_ID, kind="servicePrincipal")))
+    _write_cache(_cache(username=APP_ID))
+    assert isinstance(_get(), Token)
+    assert fake_az.argv_file.exists()
+
+
+def test_without_a_guid_tenant_az_is_asked(fake_az: FakeAz) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache())
+    assert isinstance(_get("contoso.onmicrosoft.com"), Token)
+    assert fake_az.argv_file.exists()

@@ -119,7 +119,7 @@ def test_set_for_an_azure_url_is_not_implemented_either(backend: AzureArtifactsB
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """A keyring that stores things, standing in for the OS keychain."""
 
-    priority = 5  # type: ignore[assignment]
+    priority = 5
 
     def __init__(self) -> None:
         super().__init__()
@@ -138,7 +138,7 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
 def _chainer(memory: MemoryKeyring) -> ChainerBackend:
     class Chain(ChainerBackend):
         # The real chainer's methods over a fixed list instead of every installed keyring.
-        backends: ClassVar[list[keyring.backend.KeyringBackend]] = [  # type: ignore[misc]
+        backends: ClassVar[list[keyring.backend.KeyringBackend]] = [
             AzureArtifactsBackend(),
             memory,
         ]
@@ -216,7 +216,7 @@ def test_asked_twice_like_twine_and_pdm_do_the_line_is_said_once(
     # twine and pdm ask get_credential(url, None), then get_password(url, "__token__").
     monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_PROVIDER", "nope")
     url = _unique_feed_url()
-    assert backend.get_credential(url, None) is None  # type: ignore[arg-type]
+    assert backend.get_credential(url, None) is None
     assert backend.get_password(url, "__token__") is None
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from artifacts_keyring_nofuss import __version__, cli, lookup, store
-from artifacts_keyring_nofuss.cache import MemoryCache
+from artifacts_keyring_nofuss import __version__, cli, local
 
 from .helpers import user_jwt
 
 URL = "https://pkgs.dev.azure.com/Contoso/_packaging/feed/pypi/simple/"
 PAT = "4xqkz7hvb2mny6wpt3rdc5sjl8fgae9u0oi1qwertyuiopasdfgh"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each command runs as a process of its own would: nothing remembered from other tests."""
-    monkeypatch.setattr(lookup, "_cache", MemoryCache())
 
 
 @pytest.fixture
@@ -183,6 +176,7 @@ def test_token_as_json_for_a_pat(
         "password": PAT,
         "expires_on": None,
         "scope": None,  # a given token is whatever it is: no scope we asked for
+        "kind": "given",
         "source": "token",
     }
 
@@ -301,7 +295,9 @@ def test_setup_uv_keeps_other_settings(home: Path, capsys: pytest.CaptureFixture
     # The top-level key comes first: after a table it would belong to that table.
     assert text == 'keyring-provider = "subprocess"\n\n' + before + "\n" + UV_INDEX
     assert tomllib_loads(text)["keyring-provider"] == "subprocess"
-    assert [i["name"] for i in tomllib_loads(text)["index"]] == ["internal", "contoso-feed"]
+    indexes = tomllib_loads(text)["index"]
+    assert isinstance(indexes, list)
+    assert [i["name"] for i in indexes] == ["internal", "contoso-feed"]
 
 
 def test_setup_uv_keeps_an_existing_keyring_provider(
@@ -416,7 +412,7 @@ def test_status_with_nothing_cached(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status"]) == 0
     assert capsys.readouterr() == (
         "sign-in: none (`ak-nofuss login` signs in without az)\n"
-        f"cache: {store.cache_dir()}\n"
+        f"cache: {local.cache_dir()}\n"
         "session tokens: none cached\n",
         "",
     )
@@ -428,8 +424,9 @@ def test_status_as_json_with_nothing_cached(capsys: pytest.CaptureFixture[str]) 
     assert err == ""
     assert json.loads(out) == {
         "signed_in": None,
-        "cache": str(store.cache_dir()),
+        "cache": str(local.cache_dir()),
         "sessions": [],
+        "session_tokens_refused": [],
     }
 
 

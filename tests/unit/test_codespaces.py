@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
 from artifacts_keyring_nofuss.identities.codespaces import CodespacesSource, helper_path
 from artifacts_keyring_nofuss.tokens import Token
 
-from .helpers import feed, user_jwt
+from .helpers import token_request, user_jwt
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the helper is a POSIX script")
 
@@ -35,7 +34,7 @@ def _helper(home: Path, body: str, mode: int = 0o700) -> Path:
 
 
 def _request(seconds: float = 30) -> TokenRequest:
-    return TokenRequest(feed=feed(), tenant=None, deadline=Deadline(seconds))
+    return token_request(seconds=seconds)
 
 
 # ---------------------------------------------------------------- helper_path

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from artifacts_keyring_nofuss.discovery import Discovery
-from artifacts_keyring_nofuss.doctor import FAIL, INFO, OK, WARN, Report, _describe_token, render
-from artifacts_keyring_nofuss.identities.given import as_is
-from artifacts_keyring_nofuss.tokens import Token
+from artifacts_keyring_nofuss.doctor import FAIL, INFO, OK, WARN, Report, _show, render
+from artifacts_keyring_nofuss.trace import (
+    APPLIED,
+    FAILED,
+    NOT_HERE,
+    REFUSED,
+    STOPPED,
+    UNAVAILABLE,
+    Step,
+)
 
-from .helpers import OTHER_TENANT, TENANT, app_jwt, user_jwt
+from .helpers import user_jwt
 
 URL = "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"
-FOUND = Discovery(
-    tenant=TENANT,
-    authority=f"https://login.microsoftonline.com/{TENANT}",
-    authorization_endpoint="https://vssps.dev.azure.com/contoso/",
-)
-ELSEWHERE = Discovery(
-    tenant=OTHER_TENANT,
-    authority=f"https://login.microsoftonline.com/{OTHER_TENANT}",
-    authorization_endpoint="https://vssps.dev.azure.com/contoso/",
-)
 
 
 def _report() -> Report:
@@ -86,66 +82,69 @@ def test_a_detail_never_shows_a_token_or_drives_the_terminal() -> None:
     assert len(text.splitlines()) == 3
 
 
-# ---------------------------------------------------------------- _describe_token
+# ---------------------------------------------------------------- the trace, as report lines
 
 
-def test_a_user_token_of_the_feeds_tenant() -> None:
-    token = Token.from_secret(user_jwt(), "azure_cli")
-    status, detail, fix = _describe_token(token, FOUND, first=True)
-    assert status == OK
-    assert detail == (
-        f"user token for alice@contoso.com, tenant {TENANT}, expires 2096-10-02 07:06:40Z"
+def _shown(step: Step, failed: bool) -> list[tuple[str, str, str, str | None]]:
+    report = Report(URL)
+    _show(report, step, failed)
+    return [(s.name, s.status, s.detail, s.fix) for s in report.steps]
+
+
+def test_a_source_that_answered_is_ok() -> None:
+    step = Step("source", "azure_cli", APPLIED, "a user token for alice, expires soon")
+    assert _shown(step, failed=False) == [
+        ("source azure_cli", OK, "a user token for alice, expires soon", None)
+    ]
+
+
+@pytest.mark.parametrize(("outcome", "word"), [(FAILED, "failed"), (REFUSED, "refused")])
+def test_a_failure_is_a_fail_only_when_nothing_answered(outcome: str, word: str) -> None:
+    step = Step("source", "azure_cli", outcome, "az refused", "run `az login`")
+    assert _shown(step, failed=True) == [
+        ("source azure_cli", FAIL, f"{word}: az refused", "run `az login`")
+    ]
+    assert _shown(step, failed=False)[0][1] == WARN
+
+
+def test_a_source_that_is_not_here_is_information() -> None:
+    step = Step("source", "codespaces", NOT_HERE, "no ~/ado-auth-helper")
+    assert _shown(step, failed=True) == [
+        ("source codespaces", INFO, "does not apply: no ~/ado-auth-helper", None)
+    ]
+    hinted = Step("source", "interactive", NOT_HERE, "nobody signed in", "run `ak-nofuss login`")
+    assert _shown(hinted, failed=True)[0][2] == (
+        "does not apply: nobody signed in; run `ak-nofuss login`"
     )
-    assert fix is None
 
 
-def test_a_later_token_is_information_only() -> None:
-    token = Token.from_secret(app_jwt(), "azure_identity")
-    status, detail, fix = _describe_token(token, FOUND, first=False)
-    assert status == INFO
-    assert detail.startswith("application token for ")
-    assert detail.endswith(" (not used: an earlier source applies)")
-    assert fix is None
+def test_a_source_set_up_here_that_cannot_serve_warns_when_nothing_answered() -> None:
+    step = Step("source", "azure_cli", UNAVAILABLE, "not signed in", "run `az login`")
+    assert _shown(step, failed=True)[0][1:] == (
+        WARN,
+        "does not apply: not signed in",
+        "run `az login`",
+    )
+    assert _shown(step, failed=False)[0][1] == INFO
 
 
-def test_an_expired_token_fails() -> None:
-    token = Token.from_secret(user_jwt(exp=1_000_000_000), "azure_cli")
-    status, detail, fix = _describe_token(token, FOUND, first=True)
-    assert status == FAIL
-    assert detail.endswith("expires 2001-09-09 01:46:40Z: expired")
-    assert fix == "put a fresh token there, or unset it"
+def test_a_stop_and_a_failed_discovery_fail_with_their_fix() -> None:
+    stop = Step("source", "token", STOPPED, "the token expired", "put a fresh one there")
+    assert _shown(stop, failed=True) == [
+        ("source token", FAIL, "failed: the token expired", "put a fresh one there")
+    ]
+    discovery = Step("discovery", "discovery", FAILED, "no sign-in headers", None)
+    assert _shown(discovery, failed=True) == [
+        ("discovery", FAIL, "no sign-in headers", "check the URL, the network and the proxy")
+    ]
 
 
-def test_a_token_of_another_tenant_fails_naming_the_fix() -> None:
-    token = Token.from_secret(user_jwt(), "azure_cli")  # tenant TENANT
-    status, detail, fix = _describe_token(token, ELSEWHERE, first=True)
-    assert status == FAIL
-    assert detail.endswith(f": but the feed's organisation is in tenant {OTHER_TENANT}")
-    assert fix is not None
-    assert f"`az login --tenant {OTHER_TENANT}`" in fix
-    assert "ak-nofuss login" in fix
-
-
-@pytest.mark.parametrize("tid", [TENANT.upper(), TENANT])
-def test_the_tenant_is_compared_without_case(tid: str) -> None:
-    token = Token.from_secret(user_jwt(tid=tid), "azure_cli")
-    assert _describe_token(token, FOUND, first=True)[0] == OK
-
-
-def test_a_given_token_is_not_judged_by_its_tenant() -> None:
-    token = as_is(user_jwt(), "token", "ARTIFACTS_KEYRING_NOFUSS_TOKEN")
-    status, detail, _ = _describe_token(token, ELSEWHERE, first=True)
-    assert status == OK
-    assert detail.startswith("given token for alice@contoso.com")
-
-
-def test_without_discovery_the_tenant_is_not_judged() -> None:
-    token = Token.from_secret(user_jwt(), "azure_cli")
-    assert _describe_token(token, None, first=True)[0] == OK
-
-
-def test_an_opaque_token() -> None:
-    token = as_is("4xqkz7hvb2mny6wpt3rdc5sjl8fgae9u0oi1qwertyuiopasdfgh", "devops_pat", "PAT_VAR")
-    status, detail, fix = _describe_token(token, FOUND, first=True)
-    assert (status, fix) == (OK, None)
-    assert detail == "given token for the token in PAT_VAR, expires (not stated)"
+def test_cache_and_exchange_steps_keep_their_names() -> None:
+    assert _shown(Step("cache", "azure_cli", APPLIED, "session token"), False)[0][:2] == (
+        "cache",
+        OK,
+    )
+    assert _shown(Step("exchange", "azure_cli", APPLIED, "session token"), False)[0][:2] == (
+        "exchange",
+        OK,
+    )

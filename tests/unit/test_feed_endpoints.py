@@ -8,17 +8,19 @@ from typing import Any
 
 import pytest
 
-from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable, given
 from artifacts_keyring_nofuss.identities.feed_endpoints import FeedEndpointsSource, describe
 
-from .helpers import feed
+from .helpers import feed, token_request
 
 CLIENT = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 WHERE = "ARTIFACTS_CREDENTIALPROVIDER_FEED_ENDPOINTS entry 1"
 URL = "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"
-REQUEST = TokenRequest(feed=feed(URL), tenant=None, deadline=Deadline(30))
+
+
+def REQUEST_() -> TokenRequest:
+    return token_request(feed(URL))
 
 
 @pytest.mark.parametrize(
@@ -95,7 +97,7 @@ def test_a_certificate_subject_name_is_unsupported_with_what_to_do(client_id: st
 
 
 def test_unset_is_unavailable() -> None:
-    result = FeedEndpointsSource().get_token(REQUEST)
+    result = FeedEndpointsSource().get_token(REQUEST_())
     assert isinstance(result, Unavailable)
     assert "ARTIFACTS_CREDENTIALPROVIDER_FEED_ENDPOINTS is not set" in result.reason
     assert result.present is False
@@ -107,7 +109,7 @@ def test_no_entry_for_the_feed_is_unavailable(monkeypatch: pytest.MonkeyPatch) -
         "ARTIFACTS_CREDENTIALPROVIDER_FEED_ENDPOINTS",
         json.dumps({"endpointCredentials": [{"endpoint": other, "clientId": "system"}]}),
     )
-    result = FeedEndpointsSource().get_token(REQUEST)
+    result = FeedEndpointsSource().get_token(REQUEST_())
     assert isinstance(result, Unavailable)
     assert "has no entry for contoso/feed" in result.reason
     assert result.present is True
@@ -125,7 +127,7 @@ def test_an_unusable_entry_for_the_feed_is_a_source_error_before_any_sign_in(
         "ARTIFACTS_CREDENTIALPROVIDER_FEED_ENDPOINTS", json.dumps({"endpointCredentials": entries})
     )
     with pytest.raises(SourceError) as caught:
-        FeedEndpointsSource().get_token(REQUEST)
+        FeedEndpointsSource().get_token(REQUEST_())
     assert str(caught.value).startswith(
         "ARTIFACTS_CREDENTIALPROVIDER_FEED_ENDPOINTS entry 2 names a certificate by "
     )

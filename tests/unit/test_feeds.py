@@ -803,3 +803,95 @@ def test_same_feed_on_a_declared_host(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_prefix_match(prefix: str, matches: bool) -> None:
     upload = feed("https://user:pw@pkgs.dev.azure.com/Contoso/Proj/_packaging/Feed/pypi/upload/")
     assert prefix_match(prefix, upload) is matches
+
+
+# A prefix ends where a path segment does: the official provider compares strings, so its
+# `https://pkgs.dev.azure.com/contoso` hands the pipeline token to `.../contosoevil/...` too.
+BOUNDARY_PREFIX = "https://pkgs.dev.azure.com/contoso"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pkgs.dev.azure.com/contosoevil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/CONTOSOEVIL/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso-evil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso.evil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso_evil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso~evil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso%20evil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso0/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contosoevil/contoso/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contosoevil/_packaging/feed/pypi/upload/",
+        "https://user:pw@pkgs.dev.azure.com/contosoevil/_packaging/feed/pypi/simple/",
+    ],
+)
+def test_a_prefix_never_matches_a_longer_segment(url: str) -> None:
+    assert prefix_match(BOUNDARY_PREFIX, feed(url)) is False
+    assert same_feed(BOUNDARY_PREFIX, feed(url)) is False
+
+
+@pytest.mark.parametrize(
+    ("prefix", "url"),
+    [
+        # the segment itself, with or without its slash, in any case
+        (BOUNDARY_PREFIX, "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"),
+        (BOUNDARY_PREFIX, "https://pkgs.dev.azure.com/Contoso/Proj/_packaging/f/pypi/simple/"),
+        (BOUNDARY_PREFIX + "/", "https://pkgs.dev.azure.com/contoso/_packaging/f/pypi/simple/"),
+        ("HTTPS://PKGS.DEV.AZURE.COM/CONTOSO", "https://pkgs.dev.azure.com/contoso/_packaging/f/"),
+        # the host alone, with or without its slash
+        ("https://pkgs.dev.azure.com", "https://pkgs.dev.azure.com/contosoevil/_packaging/f/"),
+        ("https://pkgs.dev.azure.com/", "https://pkgs.dev.azure.com/contosoevil/_packaging/f/"),
+        # the exact URL, and the index of an upload URL
+        (
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+        ),
+        (
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple",
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple",
+        ),
+        (
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple",
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/upload/",
+        ),
+        (
+            "https://pkgs.dev.azure.com/contoso/_packaging",
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+        ),
+        (
+            "https://contoso.pkgs.visualstudio.com",
+            "https://contoso.pkgs.visualstudio.com/_packaging/f/",
+        ),
+    ],
+)
+def test_a_prefix_matches_on_a_segment_boundary(prefix: str, url: str) -> None:
+    assert prefix_match(prefix, feed(url)) is True
+
+
+@pytest.mark.parametrize(
+    ("prefix", "url"),
+    [
+        # inside a segment: the feed, the project, the host
+        (
+            "https://pkgs.dev.azure.com/contoso/_packaging/fe",
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+        ),
+        (
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/py",
+            "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+        ),
+        (
+            "https://pkgs.dev.azure.com/contoso/Pro",
+            "https://pkgs.dev.azure.com/contoso/Proj/_packaging/f/pypi/simple/",
+        ),
+        ("https://pkgs.dev.azure", "https://pkgs.dev.azure.com/contoso/_packaging/f/pypi/simple/"),
+        ("https://contoso", "https://contoso.pkgs.visualstudio.com/_packaging/f/pypi/simple/"),
+        ("https://contoso.pkgs", "https://contoso.pkgs.visualstudio.com/_packaging/f/pypi/simple/"),
+        ("https://pkgs.dev.azure.com:", "https://pkgs.dev.azure.com/contoso/_packaging/f/"),
+        ("https:", "https://pkgs.dev.azure.com/contoso/_packaging/f/pypi/simple/"),
+        ("https://", "https://pkgs.dev.azure.com/contoso/_packaging/f/pypi/simple/"),
+    ],
+)
+def test_a_prefix_inside_a_segment_never_matches(prefix: str, url: str) -> None:
+    assert prefix_match(prefix, feed(url)) is False

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from artifacts_keyring_nofuss.deadline import Deadline
+from artifacts_keyring_nofuss import identities
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
 from artifacts_keyring_nofuss.identities.github_actions import (
@@ -17,9 +17,13 @@ from artifacts_keyring_nofuss.identities.github_actions import (
     id_token_url,
 )
 
-from .helpers import TENANT, feed
+from .helpers import TENANT, token_request
 
-REQUEST = TokenRequest(feed=feed(), tenant=TENANT, deadline=Deadline(10))
+
+def REQUEST_() -> TokenRequest:
+    return token_request(tenant=TENANT, seconds=10)
+
+
 GITHUB = "https://pipelinesghubeus21.actions.githubusercontent.com/aBc/_apis/idtoken"
 CLIENT = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 
@@ -58,7 +62,7 @@ def test_not_a_job_with_id_token_permission_is_unavailable(
     monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    result = GitHubActionsSource().get_token(REQUEST)
+    result = GitHubActionsSource().get_token(REQUEST_())
     assert isinstance(result, Unavailable)
     assert "id-token: write" in result.reason
     assert "ACTIONS_ID_TOKEN_REQUEST_URL" in result.reason
@@ -101,7 +105,7 @@ def test_a_request_url_that_is_not_github_is_refused_before_any_request(
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "the-jobs-request-token")
     monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
     with pytest.raises(SourceError) as caught:
-        GitHubActionsSource().get_token(REQUEST)
+        GitHubActionsSource().get_token(REQUEST_())
     message = str(caught.value)
     assert "ACTIONS_ID_TOKEN_REQUEST_URL does not point at GitHub's token service" in message
     assert "the-jobs-request-token" not in message
@@ -115,7 +119,7 @@ def test_without_azure_client_id_it_is_a_source_error(
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"https://127.0.0.1:{port}/_apis/idtoken")
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "the-jobs-request-token")
     with pytest.raises(SourceError, match="GitHub Actions OIDC needs AZURE_CLIENT_ID"):
-        GitHubActionsSource().get_token(REQUEST)
+        GitHubActionsSource().get_token(REQUEST_())
     assert not _connected(listener)
 
 
@@ -123,7 +127,7 @@ def test_without_a_tenant_it_is_a_source_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", GITHUB)
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "the-jobs-request-token")
     monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
-    no_tenant = TokenRequest(feed=feed(), tenant=None, deadline=Deadline(10))
+    no_tenant = token_request(seconds=10)
     with pytest.raises(SourceError, match="needs AZURE_TENANT_ID"):
         GitHubActionsSource().get_token(no_tenant)
 
@@ -134,10 +138,13 @@ def test_an_untrusted_authority_host_is_a_source_error(monkeypatch: pytest.Monke
     monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
     monkeypatch.setenv("AZURE_AUTHORITY_HOST", "https://evil.com")
     with pytest.raises(SourceError, match="AZURE_AUTHORITY_HOST"):
-        GitHubActionsSource().get_token(REQUEST)
+        GitHubActionsSource().get_token(REQUEST_())
 
 
 def test_application_tokens_are_never_cached() -> None:
     source = GitHubActionsSource()
-    assert source.cache_identity() is None
-    assert source.needs_discovery is True
+    assert identities.SPECS["github_actions"].needs_discovery is True
+    assert source.prepare(token_request()) == Unavailable(
+        "not a GitHub Actions job with `permissions: id-token: write` "
+        "(ACTIONS_ID_TOKEN_REQUEST_URL is not set)"
+    )

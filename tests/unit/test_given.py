@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from artifacts_keyring_nofuss.deadline import Deadline
+from artifacts_keyring_nofuss import devops, identities
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.feeds import Feed
 from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable, given
@@ -26,7 +26,7 @@ from artifacts_keyring_nofuss.identities.given import (
 )
 from artifacts_keyring_nofuss.tokens import Token
 
-from .helpers import feed, user_jwt
+from .helpers import feed, token_request, user_jwt
 
 PAT = "4xqkz7hvb2mny6wpt3rdc5sjl8fgae9u0oi1qwertyuiopasdfgh"  # 52 characters, like a PAT
 OTHER_PAT = "zz9yx8wv7ut6sr5qp4on3ml2kj1ihgfedcba0zyxwvutsrqponmlk"
@@ -37,7 +37,7 @@ FRESH_AT = 4_000_000_000
 
 
 def _request(target: Feed = FEED) -> TokenRequest:
-    return TokenRequest(feed=target, tenant=None, deadline=Deadline(30))
+    return token_request(target)
 
 
 @pytest.fixture(autouse=True)
@@ -152,7 +152,7 @@ def test_a_missing_token_file_is_none(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match=r"^the file is not a regular file$"):
+    with pytest.raises(SourceError, match=r"^the file is not a regular file; write the token"):
         read_token_file(tmp_path, "the file")
 
 
@@ -546,6 +546,27 @@ def test_access_token_for_other_prefixes_is_unavailable(
     assert PAT not in result.reason
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pkgs.dev.azure.com/contosoevil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso-evil/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com/contoso.evil/_packaging/feed/pypi/upload/",
+    ],
+)
+def test_an_org_prefix_is_not_handed_to_an_org_whose_name_starts_with_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_ACCESSTOKEN", PAT)
+    monkeypatch.setenv(
+        "ARTIFACTS_CREDENTIALPROVIDER_URI_PREFIXES", "https://pkgs.dev.azure.com/contoso"
+    )
+    assert isinstance(AccessTokenSource().get_token(_request()), Token)  # its own org: yes
+    result = AccessTokenSource().get_token(_request(feed(url)))
+    assert isinstance(result, Unavailable)
+    assert PAT not in result.reason
+
+
 def test_access_token_without_prefixes_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VSS_NUGET_ACCESSTOKEN", PAT)
     result = AccessTokenSource().get_token(_request())
@@ -699,5 +720,9 @@ GIVEN_SOURCES = [
 @pytest.mark.parametrize("source", GIVEN_SOURCES, ids=lambda s: s.__name__)
 def test_given_sources_need_no_discovery_and_are_never_cached(source: type) -> None:
     instance = source()
-    assert instance.needs_discovery is False
-    assert instance.cache_identity() is None
+    spec = identities.SPECS[instance.name]
+    assert spec.needs_discovery is False
+    assert spec.knows_identity is False
+    assert instance.prepare(token_request()) == identities.Prepared()
+    token = as_is(user_jwt(), instance.name, "somewhere")
+    assert token.kind == devops.GIVEN and token.as_is

@@ -5,21 +5,27 @@ from pathlib import Path
 import pytest
 from keyring.util import platform_
 
-from artifacts_keyring_nofuss import config, identities
+from artifacts_keyring_nofuss import identities
+from artifacts_keyring_nofuss.devops import DEFAULT_SCOPE, RESOURCE
 from artifacts_keyring_nofuss.errors import ConfigError
-from artifacts_keyring_nofuss.identities import (
-    DEFAULT_ORDER,
-    DEVOPS_RESOURCE,
-    DEVOPS_SCOPE,
-    REGISTRY,
-    chain,
-    load,
-)
+from artifacts_keyring_nofuss.identities import DEFAULT_ORDER, SPECS, Prepared, chain, load
+from artifacts_keyring_nofuss.settings import Settings
+
+from .helpers import token_request
+
+REGISTRY = SPECS
+
+
+class config:
+    @staticmethod
+    def provider_setting() -> tuple[str | None, str]:
+        loaded = Settings.load()
+        return loaded.provider, loaded.provider_where
 
 
 def test_the_azure_devops_resource() -> None:
-    assert DEVOPS_RESOURCE == "499b84ac-1321-427f-aa17-267ca6975798"
-    assert DEVOPS_SCOPE == "499b84ac-1321-427f-aa17-267ca6975798/.default"
+    assert RESOURCE == "499b84ac-1321-427f-aa17-267ca6975798"
+    assert DEFAULT_SCOPE == "499b84ac-1321-427f-aa17-267ca6975798/.default"
 
 
 def test_default_order() -> None:
@@ -44,21 +50,21 @@ def test_several_forced_names_keep_their_order() -> None:
     assert chain("interactive, azure_cli,interactive", "x") == ("interactive", "azure_cli")
 
 
-def test_each_source_loads_and_agrees_with_what_the_registry_says_of_it() -> None:
-    # The lookup plans from identities.GIVEN and KNOWS_IDENTITY without importing the sources.
-    assert {
-        "token",
-        "external_endpoints",
-        "access_token",
-        "pipeline",
-        "devops_pat",
-    } == identities.GIVEN
-    for name in REGISTRY:
+def test_each_source_is_declared_once_with_what_the_chain_needs_to_know() -> None:
+    # The lookup plans from the declarations, without importing the sources.
+    handed_over = {name for name, spec in SPECS.items() if not spec.needs_discovery}
+    assert handed_over == {"token", "external_endpoints", "access_token", "pipeline", "devops_pat"}
+    assert {name for name, spec in SPECS.items() if spec.prompts} == {"interactive"}
+    assert {name for name, spec in SPECS.items() if not spec.knows_identity} == {
+        *handed_over,
+        "codespaces",
+    }
+    for name, spec in SPECS.items():
+        assert spec.name == name
         source = load(name)
-        assert source.name == name
-        assert source.needs_discovery is (name not in identities.GIVEN)
-        if name not in identities.KNOWS_IDENTITY:
-            assert source.cache_identity() is None
+        prepared = source.prepare(token_request())
+        if not spec.needs_discovery:
+            assert prepared == Prepared()  # a token handed over: nothing to look up first
 
 
 def test_every_default_source_is_registered() -> None:
@@ -116,10 +122,10 @@ def test_unknown_name_from_keyringrc_names_the_file() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_registered_source_loads_and_is_named_as_registered(name: str) -> None:
+def test_every_registered_source_loads(name: str) -> None:
     source = load(name)
-    assert source.name == name
     assert callable(source.get_token)
+    assert callable(source.prepare)
 
 
 def test_unavailable_carries_a_reason() -> None:

@@ -101,3 +101,98 @@ def test_keyring_get_for_a_foreign_service_prints_nothing(tmp_path: Path, args: 
     assert done.stdout == ""
     assert "artifacts-keyring-nofuss" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- the layers: data flows one way, and nothing imports upward ---------------------------------
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "artifacts_keyring_nofuss"
+# Lowest first. A module may import its own layer's modules (no cycles) and those below.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("__init__", "errors", "devops", "claims", "challenges", "log"),
+    ("local", "feeds", "tokens", "endpoints", "trace", "azversion"),
+    ("settings",),
+    ("deadline",),
+    ("http", "discovery"),
+    ("exchange", "keys", "store", "probe"),
+    ("cache", "signin"),
+    ("identities", *(f"identities.{p.stem}" for p in (PACKAGE / "identities").glob("[!_]*.py"))),
+    ("lookup",),
+    ("backend", "doctor", "configure", "cli", "__main__"),
+)
+LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE).with_suffix("")
+    parts = relative.parts
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """The package's modules that this file imports, wherever in the file (lazy imports too)."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    here = _module_name(path)
+    package = here.rsplit(".", 1)[0] if path.name != "__init__.py" and "." in here else here
+    if path.parent == PACKAGE:
+        package = ""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package if node.level == 1 else ""
+            module = node.module or ""
+        elif node.module and node.module.startswith("artifacts_keyring_nofuss"):
+            base = ""
+            module = node.module.removeprefix("artifacts_keyring_nofuss").lstrip(".")
+        else:
+            continue
+        target = ".".join(p for p in (base, module) if p)
+        if target in LAYER:
+            found.add(target)
+        for alias in node.names:
+            candidate = ".".join(p for p in (target, alias.name) if p)
+            if candidate in LAYER:
+                found.add(candidate)
+    found.discard(here)
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    assert modules == set(LAYER)
+
+
+def test_nothing_imports_upward() -> None:
+    upward = [
+        f"{_module_name(path)} imports {target}"
+        for path in PACKAGE.rglob("*.py")
+        for target in sorted(_imports(path))
+        if LAYER[target] > LAYER[_module_name(path)]
+    ]
+    assert upward == []
+
+
+def test_no_import_cycles() -> None:
+    graph = {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+    # Within identities, the package's __init__ is what every source imports.
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == "identities" and node.startswith("identities."):
+                continue
+            if state.get(nxt) == 1:
+                pytest.fail(f"import cycle: {' -> '.join([*trail, node, nxt])}")
+            if nxt not in state:
+                visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from artifacts_keyring_nofuss import signin
-from artifacts_keyring_nofuss.deadline import Deadline
-from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
+from artifacts_keyring_nofuss import identities, signin
+from artifacts_keyring_nofuss.identities import Prepared, Unavailable
 from artifacts_keyring_nofuss.identities.interactive import InteractiveSource
 
-from .helpers import TENANT, USER_OID, feed
+from .helpers import TENANT, USER_OID, feed, token_request
 
 URL = "https://pkgs.dev.azure.com/Contoso/_packaging/feed/pypi/upload/"
 INDEX = "https://pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/"
@@ -41,9 +40,14 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return reached
 
 
-def test_cache_identity_is_who_signed_in() -> None:
-    source = InteractiveSource()
-    assert source.cache_identity() is None
+def _identity() -> str | None:
+    prepared = InteractiveSource().prepare(token_request(feed(URL), TENANT))
+    return prepared.identity if isinstance(prepared, Prepared) else None
+
+
+def test_the_identity_is_who_signed_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NONINTERACTIVE_MODE", "true")
+    assert _identity() is None
     signin.save_record(
         signin.Record(
             home_account_id=f"{USER_OID}.{TENANT}",
@@ -52,13 +56,14 @@ def test_cache_identity_is_who_signed_in() -> None:
             authority=f"https://login.microsoftonline.com/{TENANT}",
         )
     )
-    assert source.cache_identity() == f"interactive:{USER_OID}.{TENANT}"
+    assert _identity() == f"interactive:{USER_OID}.{TENANT}"
 
 
 def test_it_prompts_and_needs_discovery() -> None:
-    source = InteractiveSource()
-    assert source.prompts is True
-    assert source.needs_discovery is True
+    spec = identities.SPECS["interactive"]
+    assert spec.prompts is True
+    assert spec.needs_discovery is True
+    assert spec.knows_identity is True
 
 
 @pytest.mark.parametrize("value", ["true", "TRUE", "1", "yes", " on "])
@@ -69,13 +74,15 @@ def test_prompts_off_and_nobody_signed_in(
     value: str,
 ) -> None:
     monkeypatch.setenv("ARTIFACTS_KEYRING_NONINTERACTIVE_MODE", value)
-    request = TokenRequest(feed=feed(URL), tenant=TENANT, deadline=Deadline(30))
+    request = token_request(feed(URL), TENANT)
     result = InteractiveSource().get_token(request)
     assert isinstance(result, Unavailable)
     assert result.reason == (
         "nobody signed in with `ak-nofuss login`; prompts are off "
-        f"(ARTIFACTS_KEYRING_NONINTERACTIVE_MODE): run `ak-nofuss login {INDEX}`"
+        "(ARTIFACTS_KEYRING_NONINTERACTIVE_MODE)"
     )
+    assert result.fix == f"run `ak-nofuss login {INDEX}`"
+    assert InteractiveSource().prepare(request) == result  # known before any discovery
     assert result.present is False  # nobody set it up: counted, not listed, in a failure
     assert offline == []
     assert capsys.readouterr() == ("", "")
@@ -94,10 +101,12 @@ from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.feeds import parse_feed_url
 from artifacts_keyring_nofuss.identities import TokenRequest
 from artifacts_keyring_nofuss.identities.interactive import InteractiveSource
-request = TokenRequest(feed=parse_feed_url({URL!r}), tenant=None, deadline=Deadline(30))
+from artifacts_keyring_nofuss.settings import Settings
+request = TokenRequest(parse_feed_url({URL!r}), None, Deadline(30), Settings.load())
 result = InteractiveSource().get_token(request)
 print(type(result).__name__)
 print(result.reason)
+print(result.fix)
 print("msal imported:", "msal" in sys.modules)
 """
     done = subprocess.run(
@@ -113,7 +122,7 @@ print("msal imported:", "msal" in sys.modules)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "Unavailable",
-        "nobody signed in with `ak-nofuss login`, and no terminal to sign in on: "
+        "nobody signed in with `ak-nofuss login`, and no terminal to sign in on",
         f"run `ak-nofuss login {INDEX}`",
         "msal imported: False",
     ]

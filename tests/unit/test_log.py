@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,17 @@ from artifacts_keyring_nofuss import log
 from .helpers import TENANT, user_jwt
 
 PAT = "a" * 20 + "b1c2d3e4f5g6h7i8j9k0l1m2n3o4p5q6"  # 52 characters, like a PAT
+# Secrets that look like nothing: only the URL rule can find them.
+PASSWORD = "pw7Kx9Qa"
+OTHER_UID = 12345
+SRC = str(Path(log.__file__).resolve().parents[1])
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX files and modes")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is a process of its own as far as the log's said-once memory goes."""
+    monkeypatch.setattr(log, "_LOG_REFUSED", set(), raising=False)
 
 
 @pytest.mark.parametrize(
@@ -366,7 +380,11 @@ def test_a_relative_log_path_is_ignored(
     log.debug("step")
     log.warn("warning")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["logs"]
-    assert capsys.readouterr().err == "artifacts-keyring-nofuss: warning\n"
+    assert capsys.readouterr().err == (
+        f"artifacts-keyring-nofuss: {log.LOG_PATH_VAR}: not logging to {relative}: "
+        "not an absolute path\n"
+        "artifacts-keyring-nofuss: warning\n"
+    )
 
 
 def test_an_unwritable_log_path_never_breaks_the_caller(
@@ -376,7 +394,11 @@ def test_an_unwritable_log_path_never_breaks_the_caller(
     monkeypatch.setenv(log.LOG_PATH_VAR, str(tmp_path / "file" / "provider.log"))
     log.debug("step")
     log.warn("still said")
-    assert capsys.readouterr().err == "artifacts-keyring-nofuss: still said\n"
+    assert capsys.readouterr().err == (
+        f"artifacts-keyring-nofuss: {log.LOG_PATH_VAR}: not logging to "
+        f"{tmp_path / 'file' / 'provider.log'}: Not a directory\n"
+        "artifacts-keyring-nofuss: still said\n"
+    )
 
 
 def test_the_log_file_follows_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -389,3 +411,297 @@ def test_the_log_file_follows_the_variable(tmp_path: Path, monkeypatch: pytest.M
     log.debug("three")
     assert _log_lines(first) == ["artifacts-keyring-nofuss [debug]: one"]
     assert _log_lines(second) == ["artifacts-keyring-nofuss [debug]: two"]
+
+
+# ---------------------------------------------------------------- passwords in URLs
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            f"ak-nofuss doctor https://VssSessionToken:{PASSWORD}@pkgs.dev.azure.com/contoso/",
+            "ak-nofuss doctor https://VssSessionToken:<redacted>@pkgs.dev.azure.com/contoso/",
+        ),
+        (
+            f"proxy HTTPS_PROXY=http://user:{PASSWORD}@proxy.example:8080",
+            "proxy HTTPS_PROXY=http://user:<redacted>@proxy.example:8080",
+        ),
+        (
+            f"proxy https_proxy=user:{PASSWORD}@proxy.example:8080, CA from X",
+            "proxy https_proxy=user:<redacted>@proxy.example:8080, CA from X",
+        ),
+        (
+            f"ALL_PROXY=socks5h://u:{PASSWORD}@127.0.0.1:1080",
+            "ALL_PROXY=socks5h://u:<redacted>@127.0.0.1:1080",
+        ),
+        (  # a password with an unescaped @: up to the last one, as URL parsers read it
+            f"http://user:{PASSWORD}@x@proxy.example:8080/path",
+            "http://user:<redacted>@proxy.example:8080/path",
+        ),
+        (
+            f"'https://u:{PASSWORD}%40x@evil.example/' is not an Azure Artifacts feed URL",
+            "'https://u:<redacted>@evil.example/' is not an Azure Artifacts feed URL",
+        ),
+        (
+            f"git+https://:{PASSWORD}@host/a and HTTP://a:{PASSWORD}@b/?q=1#f",
+            "git+https://:<redacted>@host/a and HTTP://a:<redacted>@b/?q=1#f",
+        ),
+        (
+            f"https://u:{PASSWORD}:more@h:8443/p",
+            "https://u:<redacted>@h:8443/p",
+        ),
+    ],
+)
+def test_redact_hides_the_password_of_every_url(text: str, shown: str) -> None:
+    assert log.redact(text) == shown
+    assert log.redact_urls(text) == shown
+    assert log.redact(log.redact(text)) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://VssSessionToken@pkgs.dev.azure.com/contoso/_packaging/feed/pypi/simple/",
+        "https://pkgs.dev.azure.com:443/contoso/_packaging/feed/pypi/simple/",
+        "https://user:@host/",
+        "identity azure_cli:alice@contoso.com, who alice@contoso.com",
+        "mailto:alice@contoso.com",
+        "NO_PROXY=localhost,.example.com",
+        "time 12:30 at noon@home",
+    ],
+)
+def test_redact_leaves_urls_without_a_password_alone(text: str) -> None:
+    assert log.redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            f"https://VssSessionToken:{PASSWORD}@pkgs.dev.azure.com/o/",
+            "https://VssSessionToken:<redacted>@pkgs.dev.azure.com/o/",
+        ),
+        (
+            f"VssSessionToken:{PASSWORD}@pkgs.dev.azure.com/o/",
+            "VssSessionToken:<redacted>@pkgs.dev.azure.com/o/",
+        ),
+        (f"user:{PASSWORD}@proxy:8080", "user:<redacted>@proxy:8080"),
+        (f"http://user:{PASSWORD}@a@proxy:8080", "http://user:<redacted>@proxy:8080"),
+        ("https://user@host/a:b@c", "https://user@host/a:b@c"),
+        ("https://host/path?u=a:b@c", "https://host/path?u=a:b@c"),
+        ("proxy:8080", "proxy:8080"),
+        ("", ""),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert log.redact_url(url) == shown
+
+
+def test_a_url_password_is_redacted_in_lines_and_the_log_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "provider.log"
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    log.warn("proxy HTTPS_PROXY=http://user:%s@proxy:8080 refused", PASSWORD)
+    err = capsys.readouterr().err
+    assert PASSWORD not in err
+    assert "http://user:<redacted>@proxy:8080" in err
+    assert PASSWORD not in path.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- what the log file may be
+
+
+def _off_line(path: Path | str, why: str) -> str:
+    return f"artifacts-keyring-nofuss: {log.LOG_PATH_VAR}: not logging to {path}: {why}\n"
+
+
+@posix_only
+def test_a_log_path_that_is_a_link_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "bashrc"
+    target.write_text("mine\n", encoding="utf-8")
+    target.chmod(0o600)
+    link = tmp_path / "provider.log"
+    link.symlink_to(target)
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(link))
+    log.debug("one")
+    log.warn("two")
+    log.debug("three")
+    assert target.read_text(encoding="utf-8") == "mine\n"
+    assert link.is_symlink()
+    # Said once, ahead of the warning that stderr shows anyway.
+    assert capsys.readouterr().err == (
+        _off_line(link, "it is a symbolic link (name the file itself)")
+        + "artifacts-keyring-nofuss: two\n"
+    )
+
+
+@posix_only
+def test_a_dangling_link_is_not_created_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = tmp_path / "provider.log"
+    link.symlink_to(tmp_path / "planted-target")
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(link))
+    log.debug("one")
+    assert not (tmp_path / "planted-target").exists()
+    assert "it is a symbolic link" in capsys.readouterr().err
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o666, 0o644, 0o640, 0o620, 0o604, 0o602], ids=oct)
+def test_a_log_file_others_can_read_or_write_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mode: int,
+) -> None:
+    path = tmp_path / "provider.log"
+    path.write_text("", encoding="utf-8")
+    path.chmod(mode)
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    log.debug("secret-free, but nobody else's business")
+    assert path.read_text(encoding="utf-8") == ""
+    assert capsys.readouterr().err == _off_line(
+        path, "group or others can read or write it (chmod 600 it)"
+    )
+
+
+@posix_only
+def test_a_log_file_planted_by_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared log directory: another user created the file first, private to them but
+    writable by us through root, or left to us with their ownership."""
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+    path = tmp_path / "provider.log"
+    path.write_text("", encoding="utf-8")
+    path.chmod(0o600)
+    os.chown(path, OTHER_UID, OTHER_UID)
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(path))
+    log.debug("step")
+    assert path.read_text(encoding="utf-8") == ""
+    assert capsys.readouterr().err == _off_line(path, "it belongs to another user")
+
+
+@posix_only
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/tty", "/dev/stdout", "/dev/stderr"])
+def test_a_device_or_a_terminal_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], device: str
+) -> None:
+    monkeypatch.setenv(log.LOG_PATH_VAR, device)
+    log.debug("step")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(_off_line(device, "")[:-1])
+    assert captured.err.count("\n") == 1
+
+
+def _python(code: str, env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": SRC, **env},
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+STEPS = (
+    "from artifacts_keyring_nofuss import log\n"
+    "log.debug('step one')\n"
+    "log.debug('step two')\n"
+    "print('the credential')\n"
+)
+
+
+@posix_only
+def test_a_fifo_never_blocks_the_lookup(tmp_path: Path) -> None:
+    fifo = tmp_path / "provider.log"
+    os.mkfifo(fifo, 0o600)
+    try:
+        done = _python(STEPS, {log.LOG_PATH_VAR: str(fifo)}, capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("opening a FIFO as the log file blocks the process")
+    assert done.returncode == 0
+    assert done.stdout == "the credential\n"
+    assert done.stderr == _off_line(fifo, "it is not a regular file (a FIFO, a socket or a device)")
+
+
+@posix_only
+def test_a_fifo_with_a_reader_gets_nothing(tmp_path: Path) -> None:
+    fifo = tmp_path / "provider.log"
+    os.mkfifo(fifo, 0o600)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # another process listening there
+    try:
+        done = _python(STEPS, {log.LOG_PATH_VAR: str(fifo)}, capture_output=True, timeout=20)
+        try:
+            heard = os.read(reader, 65536)
+        except BlockingIOError:
+            heard = b""
+    finally:
+        os.close(reader)
+    assert heard == b""
+    assert done.stdout == "the credential\n"
+    assert "it is not a regular file" in done.stderr
+
+
+@posix_only
+def test_the_file_that_is_stdout_never_gets_a_log_line(tmp_path: Path) -> None:
+    """`keyring get URL > answer.txt` with the log path naming answer.txt: the credential
+    must stay the only thing in it."""
+    answer = tmp_path / "answer.txt"
+    with answer.open("w", encoding="utf-8") as out:
+        answer.chmod(0o600)
+        done = _python(
+            STEPS, {log.LOG_PATH_VAR: str(answer)}, stdout=out, stderr=subprocess.PIPE, timeout=60
+        )
+    assert answer.read_text(encoding="utf-8") == "the credential\n"
+    assert done.stderr == _off_line(
+        answer, "it is this process's stdout, which carries the credential"
+    )
+
+
+@posix_only
+def test_a_new_log_file_is_private_to_a_second_user(tmp_path: Path) -> None:
+    """Another local user (a second uid) cannot read a log file we created, even in a
+    directory they can enter."""
+    if os.geteuid() != 0:
+        pytest.skip("a second uid needs root")
+    shared = Path(tempfile.mkdtemp(prefix="akn-shared-"))
+    try:
+        shared.chmod(0o755)
+        path = shared / "provider.log"
+        done = _python(STEPS, {log.LOG_PATH_VAR: str(path)}, capture_output=True, timeout=60)
+        assert done.returncode == 0 and done.stderr == ""
+        assert "step one" in path.read_text(encoding="utf-8")
+        assert _read_as(OTHER_UID, path) == "EACCES"
+    finally:
+        shutil.rmtree(shared)
+
+
+def _read_as(uid: int, path: Path) -> str:
+    """What another user gets opening `path`: "read" or the errno's name (a forked child that
+    drops to `uid`)."""
+    readable, writable = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+                outcome = "read"
+            except OSError as exc:
+                outcome = errno.errorcode.get(exc.errno or 0, "error")
+            os.write(writable, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(writable)
+    os.waitpid(child, 0)
+    with os.fdopen(readable, "rb") as result:
+        return result.read().decode()

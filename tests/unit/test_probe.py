@@ -3,178 +3,33 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import selectors
+import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import trustme
 
 from artifacts_keyring_nofuss import __version__, probe
+from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.feeds import Feed
+
+from .tls import ConnectProxy, Handler, TLSServer, serving
+
+
+def still_accepted(feed: Feed, token: str, seconds: float = 10) -> bool | None:
+    """The warm path's check, with the environment as it is now."""
+    return probe.still_accepted(feed, token, dict(os.environ), Deadline(seconds))
+
 
 TOKEN = "session.token-value_123"
 PATH = "/contoso/_packaging/feed/pypi/simple/"
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _TLSServer
-
-    def _answer(self) -> None:
-        self.server.seen.append(
-            Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
-        )
-        mode = self.server.mode
-        if mode == "garbage":
-            self.wfile.write(b"this is not HTTP at all\r\n\r\n")
-            self.close_connection = True
-            return
-        if mode == "hang up":
-            self.close_connection = True
-            return
-        self.send_response(self.server.status)
-        for name, value in self.server.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", "0")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-
-    do_HEAD = do_GET = do_POST = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _TLSServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, cert: trustme.LeafCert) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        cert.configure_cert(self.context)
-        self.seen: list[Seen] = []
-        self.status = 200
-        self.headers: list[tuple[str, str]] = []
-        self.mode = "answer"
-        self.handshakes_failed = 0
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake in the request's own thread: a client that balks blocks nobody.
-        try:
-            tls = self.context.wrap_socket(request, server_side=True)
-        except OSError:
-            self.handshakes_failed += 1
-            return
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        finally:
-            with contextlib.suppress(OSError):
-                tls.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _serving(cert: trustme.LeafCert) -> Iterator[_TLSServer]:
-    server = _TLSServer(cert)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-class _ConnectProxy:
-    """Just enough of an HTTP proxy for CONNECT tunnels; remembers what it was asked."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)
-        self.port = self.listener.getsockname()[1]
-        self.heads: list[bytes] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
-
-    def _tunnel(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, rest = data.partition(b"\r\n\r\n")
-            self.heads.append(head)
-            method, target, _ = head.split(b"\r\n")[0].decode("latin-1").split(" ", 2)
-            if method != "CONNECT":
-                conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-                return
-            host, _, port = target.rpartition(":")
-            with socket.create_connection((host, int(port)), timeout=5) as upstream:
-                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                if rest:
-                    upstream.sendall(rest)
-                self._pipe(conn, upstream)
-
-    @staticmethod
-    def _pipe(one: socket.socket, two: socket.socket) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(one, selectors.EVENT_READ, two)
-            selector.register(two, selectors.EVENT_READ, one)
-            while True:
-                for key, _ in selector.select(timeout=5):
-                    source: socket.socket = key.fileobj  # type: ignore[assignment]
-                    try:
-                        chunk = source.recv(65536)
-                    except OSError:
-                        return
-                    if not chunk:
-                        return
-                    key.data.sendall(chunk)
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join(5)
-        self.listener.close()
 
 
 def _feed(port: int, host: str = "localhost") -> Feed:
@@ -203,8 +58,8 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture(scope="module")
-def _module_server(ca: trustme.CA) -> Iterator[_TLSServer]:
-    with _serving(ca.issue_cert("localhost", "127.0.0.1")) as server:
+def _module_server(ca: trustme.CA) -> Iterator[TLSServer]:
+    with serving(ca.issue_cert("localhost", "127.0.0.1")) as server:
         yield server
 
 
@@ -216,15 +71,13 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(
-    _module_server: _TLSServer, ca_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> _TLSServer:
+def server(_module_server: TLSServer, ca_file: Path, monkeypatch: pytest.MonkeyPatch) -> TLSServer:
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
         monkeypatch.delenv(name, raising=False)
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
-    monkeypatch.setattr(probe, "TIMEOUT", 2.0)
+    monkeypatch.setattr(probe, "BUDGET", 2.0)
     _module_server.seen.clear()
     _module_server.status = 200
     _module_server.headers = []
@@ -248,46 +101,46 @@ def server(
         (203, False),  # a sign-in page served as "non-authoritative"
     ],
 )
-def test_what_an_answer_means(server: _TLSServer, status: int, expected: bool) -> None:
+def test_what_an_answer_means(server: TLSServer, status: int, expected: bool) -> None:
     server.status = status
-    assert probe.still_accepted(_feed(server.port), TOKEN) is expected
+    assert still_accepted(_feed(server.port), TOKEN) is expected
     assert len(server.seen) == 1
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_a_server_error_is_not_a_refusal(server: _TLSServer, status: int) -> None:
+def test_a_server_error_is_not_a_refusal(server: TLSServer, status: int) -> None:
     server.status = status
-    assert probe.still_accepted(_feed(server.port), TOKEN) is not False
+    assert still_accepted(_feed(server.port), TOKEN) is not False
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_is_a_refusal_and_is_not_followed(
-    server: _TLSServer, ca: trustme.CA, status: int
+    server: TLSServer, ca: trustme.CA, status: int
 ) -> None:
-    with _serving(ca.issue_cert("localhost", "127.0.0.1")) as elsewhere:
+    with serving(ca.issue_cert("localhost", "127.0.0.1")) as elsewhere:
         server.status = status
         server.headers = [
             ("Location", f"https://localhost:{elsewhere.port}/_signin?realm=x"),
         ]
-        assert probe.still_accepted(_feed(server.port), TOKEN) is False
+        assert still_accepted(_feed(server.port), TOKEN) is False
         time.sleep(0.05)
         assert elsewhere.seen == []
         assert elsewhere.handshakes_failed == 0
     assert len(server.seen) == 1
 
 
-def test_a_redirect_to_itself_is_still_not_followed(server: _TLSServer) -> None:
+def test_a_redirect_to_itself_is_still_not_followed(server: TLSServer) -> None:
     server.status = 302
     server.headers = [("Location", PATH)]
-    assert probe.still_accepted(_feed(server.port), TOKEN) is False
+    assert still_accepted(_feed(server.port), TOKEN) is False
     assert len(server.seen) == 1
 
 
 # ---------------------------------------------------------------- the request
 
 
-def test_the_request(server: _TLSServer) -> None:
-    assert probe.still_accepted(_feed(server.port), TOKEN) is True
+def test_the_request(server: TLSServer) -> None:
+    assert still_accepted(_feed(server.port), TOKEN) is True
     [seen] = server.seen
     assert seen.method == "HEAD"
     assert seen.path == PATH
@@ -299,7 +152,7 @@ def test_the_request(server: _TLSServer) -> None:
     assert seen.headers["host"] == f"localhost:{server.port}"
 
 
-def test_the_request_goes_to_the_feed_index(server: _TLSServer) -> None:
+def test_the_request_goes_to_the_feed_index(server: TLSServer) -> None:
     feed = Feed(
         url=f"https://localhost:{server.port}/Contoso/My%20Proj/_packaging/f@Release/pypi/upload/",
         host=f"localhost:{server.port}",
@@ -310,13 +163,13 @@ def test_the_request_goes_to_the_feed_index(server: _TLSServer) -> None:
         write=True,
         org_in_path=True,
     )
-    assert probe.still_accepted(feed, TOKEN) is True
+    assert still_accepted(feed, TOKEN) is True
     assert [s.path for s in server.seen] == ["/contoso/My%20Proj/_packaging/f@Release/pypi/simple/"]
 
 
-def test_the_token_is_encoded_as_basic_auth_whatever_it_holds(server: _TLSServer) -> None:
+def test_the_token_is_encoded_as_basic_auth_whatever_it_holds(server: TLSServer) -> None:
     token = "a:b:c/+=~"
-    probe.still_accepted(_feed(server.port), token)
+    still_accepted(_feed(server.port), token)
     value = server.seen[0].headers["authorization"]
     assert value.startswith("Basic ")
     assert base64.b64decode(value[6:]).decode() == "VssSessionToken:a:b:c/+=~"
@@ -325,41 +178,41 @@ def test_the_token_is_encoded_as_basic_auth_whatever_it_holds(server: _TLSServer
 # ---------------------------------------------------------------- could not tell
 
 
-def test_connection_refused_is_could_not_tell(server: _TLSServer) -> None:
-    assert probe.still_accepted(_feed(_closed_port()), TOKEN) is None
+def test_connection_refused_is_could_not_tell(server: TLSServer) -> None:
+    assert still_accepted(_feed(_closed_port()), TOKEN) is None
 
 
 def test_a_silent_server_is_could_not_tell(
-    server: _TLSServer, monkeypatch: pytest.MonkeyPatch
+    server: TLSServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(probe, "TIMEOUT", 0.3)
+    monkeypatch.setattr(probe, "BUDGET", 0.3)
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
         start = time.monotonic()
-        assert probe.still_accepted(_feed(silent.getsockname()[1]), TOKEN) is None
+        assert still_accepted(_feed(silent.getsockname()[1]), TOKEN) is None
         assert time.monotonic() - start < 3
 
 
 @pytest.mark.parametrize("mode", ["garbage", "hang up"])
-def test_a_broken_answer_is_could_not_tell(server: _TLSServer, mode: str) -> None:
+def test_a_broken_answer_is_could_not_tell(server: TLSServer, mode: str) -> None:
     server.mode = mode
-    assert probe.still_accepted(_feed(server.port), TOKEN) is None
+    assert still_accepted(_feed(server.port), TOKEN) is None
 
 
 def test_a_ca_that_is_not_trusted_is_could_not_tell(
-    server: _TLSServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: TLSServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stranger = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(stranger))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stranger))
-    assert probe.still_accepted(_feed(server.port), TOKEN) is None
+    assert still_accepted(_feed(server.port), TOKEN) is None
     assert server.seen == []  # the token never left
 
 
 def test_the_system_store_does_not_trust_a_throwaway_ca(
-    server: _TLSServer, monkeypatch: pytest.MonkeyPatch
+    server: TLSServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
-    assert probe.still_accepted(_feed(server.port), TOKEN) is None
+    assert still_accepted(_feed(server.port), TOKEN) is None
     assert server.seen == []
 
 
@@ -367,20 +220,20 @@ def test_a_certificate_for_another_host_is_could_not_tell(
     ca: trustme.CA, ca_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
-    with _serving(ca.issue_cert("pkgs.dev.azure.com")) as wrong:
-        assert probe.still_accepted(_feed(wrong.port), TOKEN) is None
+    with serving(ca.issue_cert("pkgs.dev.azure.com")) as wrong:
+        assert still_accepted(_feed(wrong.port), TOKEN) is None
         assert wrong.seen == []
 
 
-def test_a_plain_http_server_is_could_not_tell(server: _TLSServer) -> None:
-    plain = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def test_a_plain_http_server_is_could_not_tell(server: TLSServer) -> None:
+    plain = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     plain.seen = []  # type: ignore[attr-defined]
     plain.status, plain.headers, plain.mode = 200, [], "answer"  # type: ignore[attr-defined]
     thread = threading.Thread(target=plain.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()
     try:
-        assert probe.still_accepted(_feed(plain.server_address[1]), TOKEN) is None
+        assert still_accepted(_feed(plain.server_address[1]), TOKEN) is None
         assert plain.seen == []  # type: ignore[attr-defined]
     finally:
         plain.shutdown()
@@ -389,32 +242,32 @@ def test_a_plain_http_server_is_could_not_tell(server: _TLSServer) -> None:
 
 @pytest.mark.parametrize("variable", ["CURL_CA_BUNDLE", "SSL_CERT_FILE"])
 def test_other_ways_to_name_the_ca_are_honoured(
-    server: _TLSServer, ca_file: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+    server: TLSServer, ca_file: Path, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.setenv(variable, str(ca_file))
-    assert probe.still_accepted(_feed(server.port), TOKEN) is True
+    assert still_accepted(_feed(server.port), TOKEN) is True
 
 
 # ---------------------------------------------------------------- proxies
 
 
 @pytest.fixture
-def proxy() -> Iterator[_ConnectProxy]:
-    running = _ConnectProxy()
+def proxy() -> Iterator[ConnectProxy]:
+    running = ConnectProxy()
     yield running
     running.close()
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
 def test_a_proxy_is_used(
-    server: _TLSServer,
-    proxy: _ConnectProxy,
+    server: TLSServer,
+    proxy: ConnectProxy,
     monkeypatch: pytest.MonkeyPatch,
     variable: str,
 ) -> None:
     monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.port}")
-    assert probe.still_accepted(_feed(server.port), TOKEN) is True
+    assert still_accepted(_feed(server.port), TOKEN) is True
     assert len(proxy.heads) == 1
     first_line = proxy.heads[0].split(b"\r\n")[0]
     assert first_line.startswith(f"CONNECT localhost:{server.port} HTTP/1.".encode())
@@ -425,16 +278,16 @@ def test_a_proxy_is_used(
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
 def test_a_proxy_that_is_not_there_is_could_not_tell(
-    server: _TLSServer, monkeypatch: pytest.MonkeyPatch, variable: str
+    server: TLSServer, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     monkeypatch.setenv(variable, f"http://127.0.0.1:{_closed_port()}")
-    assert probe.still_accepted(_feed(server.port), TOKEN) is None
+    assert still_accepted(_feed(server.port), TOKEN) is None
     assert server.seen == []
 
 
 @pytest.mark.parametrize("variable", ["ALL_PROXY", "all_proxy"])
 def test_all_proxy_is_honoured_as_the_cold_path_honours_it(
-    server: _TLSServer, monkeypatch: pytest.MonkeyPatch, variable: str
+    server: TLSServer, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     """requests (the cold path: discovery, exchange) sends https through ALL_PROXY; the warm
     path's probe must not go round the proxy the user configured."""
@@ -442,21 +295,65 @@ def test_all_proxy_is_honoured_as_the_cold_path_honours_it(
     monkeypatch.setenv(variable, closed)
     url = _feed(server.port).index_url
     assert requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) == closed
-    assert probe.still_accepted(_feed(server.port), TOKEN) is None
+    assert still_accepted(_feed(server.port), TOKEN) is None
     assert server.seen == []
 
 
 @pytest.mark.parametrize("no_proxy", ["localhost", "*", "127.0.0.1,localhost"])
 def test_no_proxy_is_honoured(
-    server: _TLSServer, monkeypatch: pytest.MonkeyPatch, no_proxy: str
+    server: TLSServer, monkeypatch: pytest.MonkeyPatch, no_proxy: str
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setenv("NO_PROXY", no_proxy)
-    assert probe.still_accepted(_feed(server.port), TOKEN) is True
+    assert still_accepted(_feed(server.port), TOKEN) is True
 
 
 def test_a_plain_http_proxy_variable_is_not_used_for_https(
-    server: _TLSServer, monkeypatch: pytest.MonkeyPatch
+    server: TLSServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
-    assert probe.still_accepted(_feed(server.port), TOKEN) is True
+    assert still_accepted(_feed(server.port), TOKEN) is True
+
+
+# ---------------------------------------------------------------- every wait inside the deadline
+
+
+def test_a_dripping_server_holds_the_check_no_longer_than_its_budget(
+    server: TLSServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "BUDGET", 1.0)
+    server.mode = "drip"
+    start = time.monotonic()
+    assert still_accepted(_feed(server.port), TOKEN) is None
+    assert time.monotonic() - start < 2.5
+
+
+def test_a_dripping_server_holds_the_check_no_longer_than_the_lookup_has_left(
+    server: TLSServer,
+) -> None:
+    server.mode = "drip"
+    start = time.monotonic()
+    assert still_accepted(_feed(server.port), TOKEN, seconds=1.0) is None
+    assert time.monotonic() - start < 2.5
+
+
+def test_a_declared_host_is_never_sent_a_session_token(server: TLSServer) -> None:
+    declared = replace(_feed(server.port), extra=True)
+    assert still_accepted(declared, TOKEN) is None
+    assert server.seen == []
+
+
+def test_netrc_adds_nothing(
+    server: TLSServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text("default login intruder password netrc-secret\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    assert still_accepted(_feed(server.port), TOKEN) is True
+    (seen,) = server.seen
+    assert (
+        base64.b64decode(seen.headers["authorization"][6:]) == f"VssSessionToken:{TOKEN}".encode()
+    )

@@ -36,15 +36,16 @@ from urllib3.util import parse_url
 from artifacts_keyring_nofuss import (
     challenges,
     claims,
-    config,
+    devops,
     endpoints,
     identities,
+    local,
     log,
-    lookup,
     store,
 )
-from artifacts_keyring_nofuss import http as http_module
+from artifacts_keyring_nofuss import settings as config
 from artifacts_keyring_nofuss.backend import AzureArtifactsBackend
+from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.discovery import Discovery, interpret
 from artifacts_keyring_nofuss.errors import (
     ConfigError,
@@ -56,7 +57,10 @@ from artifacts_keyring_nofuss.errors import (
 from artifacts_keyring_nofuss.exchange import session_token
 from artifacts_keyring_nofuss.feeds import FEED_HOSTS, Feed, parse_feed_url
 from artifacts_keyring_nofuss.http import NetworkError, Response
-from artifacts_keyring_nofuss.identities import Unavailable, azure_cli
+from artifacts_keyring_nofuss.identities import Prepared, TokenRequest, Unavailable, azure_cli
+from artifacts_keyring_nofuss.keys import Key
+from artifacts_keyring_nofuss.lookup import Engine
+from artifacts_keyring_nofuss.settings import Settings
 from artifacts_keyring_nofuss.tokens import Token
 
 from .helpers import NULL_TENANT, OTHER_TENANT, TENANT, app_jwt, b64url, make_jwt, user_jwt
@@ -341,7 +345,7 @@ def azure_urls(draw: st.DrawFn) -> str:
         )
     )
     tail = draw(mostly(st.just(""), "?q=1", "#frag", "?@evil.com", "#@evil.com/"))
-    url = scheme + userinfo + host + port + "/" + "/".join(segments) + tail
+    url: str = scheme + userinfo + host + port + "/" + "/".join(segments) + tail
     if draw(st.integers(0, 3)) == 0:  # now and then, one more hostile piece anywhere
         at = draw(st.integers(0, len(url)))
         url = url[:at] + draw(HOSTILE) + url[at:]
@@ -376,7 +380,9 @@ def feed_urls(draw: st.DrawFn) -> str:
 
 
 FEED_URLS = feed_urls()
-FEEDS = FEED_URLS.map(parse_feed_url).filter(lambda found: found is not None)
+FEEDS: st.SearchStrategy[Feed] = FEED_URLS.map(parse_feed_url).filter(  # type: ignore[assignment]
+    lambda found: found is not None
+)
 SERVICES = weighted(
     (1, FEED_URLS), (2, AZURE_URLS), (1, st.text()), (1, st.text(URL_CHARS, max_size=60))
 )
@@ -808,7 +814,6 @@ class Offline:
     def reset(self) -> None:
         self.reached.clear()
         self.slept.clear()
-        lookup._cache.clear()
 
 
 @pytest.fixture
@@ -850,9 +855,7 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Offline
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(time, "sleep", world.slept.append)
-    lookup._cache.clear()
     yield world
-    lookup._cache.clear()
 
 
 @contextmanager
@@ -969,13 +972,16 @@ class ScriptedHttp:
     def close(self) -> None:
         pass
 
-    def get(self, url: str) -> Response:
+    def get(self, url: str, bearer: str | None = None) -> Response:
         assert url == self.script.feed.url, "discovery probes the feed URL and nothing else"
+        assert bearer is None
         if self.script.discovery is None:
             raise NetworkError("cannot connect (scripted)")
         return self.script.discovery
 
-    def post_json(self, url: str, body: dict[str, Any], bearer: str) -> Response:
+    def post_json(
+        self, url: str, body: dict[str, Any], bearer: str, replay_safe: bool = False
+    ) -> Response:
         self.script.sent.append(url)
         if not endpoints.is_token_url(url):  # as http.Http does, before anything is sent
             raise NetworkError(f"refusing to send a token to {url!r} (scripted)")
@@ -991,18 +997,18 @@ class ScriptedSource:
     name: str
     identity: str | None
     answer: bytes | Unavailable | SourceError
-    needs_discovery = True
 
-    def cache_identity(self) -> str | None:
-        return self.identity
+    def prepare(self, request: TokenRequest) -> Prepared:
+        return Prepared(self.identity)
 
-    def get_token(self, request: object) -> Token | Unavailable:
+    def get_token(self, request: TokenRequest) -> Token | Unavailable:
         if isinstance(self.answer, SourceError):
             raise self.answer
         if isinstance(self.answer, Unavailable):
             return self.answer
         if self.name == "azure_cli":
-            return azure_cli._parse_output(self.answer)
+            secret, stated = azure_cli._parse_output(self.answer)
+            return Token.from_secret(secret, "azure_cli", stated, identity=self.identity)
         return Token.from_secret(self.answer.decode("ascii", "replace"), self.name, FUTURE)
 
 
@@ -1068,7 +1074,7 @@ def warm_store(draw: st.DrawFn, feed: Feed, identity: str | None) -> bytes:
                 "expires": draw(STORE_NUMBERS),
             }
         },
-        "sessions": {store.session_key(service, feed.scope, identity or ""): entry},
+        "sessions": {Key(service, feed.scope, identity or "", devops.SESSION).digest(): entry},
     }
     return dumps(document)
 
@@ -1118,16 +1124,19 @@ def test_a_lookup_ends_in_a_token_or_a_nofuss_error(
     with tempfile.TemporaryDirectory(dir=offline.tmp) as tmp, pytest.MonkeyPatch.context() as mp:
         mp.delenv("ARTIFACTS_KEYRING_NOFUSS_CACHE")
         mp.setenv("XDG_CACHE_HOME", tmp)
-        mp.setattr(http_module, "Http", lambda *args, **kwargs: ScriptedHttp(script))
-        mp.setattr(identities, "load", sources.__getitem__)
-        mp.setattr(identities, "DEFAULT_ORDER", tuple(sources))
+        mp.setenv("ARTIFACTS_KEYRING_NOFUSS_PROVIDER", ",".join(sources))
         if disk is not None:
-            directory = Path(tmp) / store.APP_DIR
+            directory = Path(tmp) / local.APP_DIR
             directory.mkdir(mode=0o700)
             (directory / store.FILE_NAME).write_bytes(disk)
             (directory / store.FILE_NAME).chmod(0o600)
+        engine = Engine(
+            load=sources.__getitem__,
+            network=lambda deadline, env: ScriptedHttp(script),
+            probe=lambda feed, token, env, deadline: None,  # the feed cannot be asked
+        )
         with captured() as (out, _):
-            token, error = FLOW.call(lookup.credential, script.feed, allowed=(NofussError,))
+            token, error = FLOW.call(engine.credential, script.feed, allowed=(NofussError,))
     event(f"outcome: {type(error or token).__name__}" + (" (user)" if token and token.user else ""))
     event(f"exchange asked: {bool(script.sent)}")
     assert out.getvalue() == ""
@@ -1429,18 +1438,20 @@ def test_the_store_survives_any_file(
 ) -> None:
     STORE_P.tried()
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp) / store.APP_DIR
+        directory = Path(tmp) / local.APP_DIR
         directory.mkdir(mode=0o700)
         path = directory / store.FILE_NAME
         path.write_bytes(content)
         path.chmod(mode)
-        cache = store.Store(directory)
+        cache = store.Store(directory, Deadline(30))
+        lookup_key = Key("https://vssps.dev.azure.com/contoso/", "vso.packaging", key, "session")
+        new = Key("https://vssps.dev.azure.com/contoso/", "vso.packaging", "new", "session")
 
         loaded, _ = STORE_P.call(cache.load)
         event(f"layout kept: {loaded is not None and loaded == cache._read()}")
         assert isinstance(loaded, dict)
         assert isinstance(loaded["discovery"], dict) and isinstance(loaded["sessions"], dict)
-        session, _ = STORE_P.call(cache.session, key, margin=300)
+        session, _ = STORE_P.call(cache.session, lookup_key, margin=300)
         assert session is None or math.isfinite(session.expires_on)
         values, _ = STORE_P.call(cache.discovery, host, org)
         assert values is None or all(v is None or isinstance(v, str) for v in values.values())
@@ -1449,13 +1460,13 @@ def test_the_store_survives_any_file(
         assert all(math.isfinite(e.expires_on) and e.token.isascii() for e in entries)
 
         entry = store.Entry("session-token", FUTURE, "contoso", "vso.packaging", "id", "who")
-        STORE_P.call(cache.put_session, "new", entry)
+        STORE_P.call(cache.put_session, new, entry)
         info = path.lstat()
         assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
         written = json.loads(path.read_bytes())
         assert written["version"] == store.FORMAT
-        assert written["sessions"]["new"]["token"] == "session-token"
-        assert cache.session("new", margin=300) == entry
+        assert written["sessions"][new.digest()]["token"] == "session-token"
+        assert cache.session(new, margin=300) == entry
         assert not [p.name for p in directory.iterdir() if p.name.startswith(".sessions-")]
 
 
@@ -1473,6 +1484,7 @@ def test_settings_fail_only_as_config_errors(
 ) -> None:
     CONFIG_P.tried()
     path = config.keyringrc_path()
+    assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
     if keyringrc is None:
         path.unlink(missing_ok=True)
@@ -1484,22 +1496,19 @@ def test_settings_fail_only_as_config_errors(
                 mp.delenv(name, raising=False)
             else:
                 mp.setenv(name, value)
-        setting, error = CONFIG_P.call(config.provider_setting, allowed=(ConfigError,))
-        event(f"provider_setting: {'ConfigError' if error else 'value'}")
-        if setting is not None:
-            name, where = setting
-            assert name is None or (name and name == name.strip())
+        loaded, error = CONFIG_P.call(Settings.load, allowed=(ConfigError,))
+        event(f"settings: {'ConfigError' if error else 'value'}")
+        if loaded is not None:
+            forced, where = loaded.provider, loaded.provider_where
+            assert forced is None or (forced and forced == forced.strip())
             assert isinstance(where, str)
-            CONFIG_P.call(identities.chain, name, where, allowed=(ConfigError,))
+            CONFIG_P.call(identities.chain, forced, where, allowed=(ConfigError,))
+            assert 5 <= loaded.session_minutes <= config.MAX_SESSION_MINUTES
+            assert 1 <= loaded.az_timeout <= 600 and 1 <= loaded.deadline <= 600
         else:
             assert str(error)
-        minutes, _ = CONFIG_P.call(config.session_minutes, allowed=(ConfigError,))
-        assert minutes is None or 5 <= minutes <= config.MAX_SESSION_MINUTES
-        for seconds in (config.az_timeout, config.deadline_seconds):
-            timeout, _ = CONFIG_P.call(seconds, allowed=(ConfigError,))
-            assert timeout is None or 1 <= timeout <= 600
         order, _ = CONFIG_P.call(identities.chain, forced, "a test", allowed=(ConfigError,))
-        assert order is None or set(order) <= set(identities.REGISTRY)
+        assert order is None or set(order) <= set(identities.SPECS)
 
 
 PROFILE_P = Property("azure_cli.signed_in_account over any azureProfile.json")
@@ -1509,7 +1518,9 @@ PROFILE_P = Property("azure_cli.signed_in_account over any azureProfile.json")
 @given(content=AZ_PROFILE_FILES)
 def test_the_az_profile_is_read_without_raising(content: bytes | None) -> None:
     PROFILE_P.tried()
-    path = azure_cli.config_dir() / "azureProfile.json"
+    directory = azure_cli.config_dir()
+    assert directory is not None
+    path = directory / "azureProfile.json"
     if content is None:
         path.unlink(missing_ok=True)
     else:
@@ -1530,11 +1541,12 @@ def test_az_output_is_a_token_or_a_source_error(stdout: bytes) -> None:
     """What `az account get-access-token` printed: a token, or SourceError (which the lookup
     reports as that source's failure), never anything else."""
     AZ_OUTPUT_P.tried()
-    token, error = AZ_OUTPUT_P.call(azure_cli._parse_output, stdout, allowed=(SourceError,))
-    event(f"outcome: {type(error or token).__name__}")
-    if token is not None:
-        assert token.secret and token.secret.isascii() and token.secret.isprintable()
-        assert " " not in token.secret and token.source == "azure_cli"
+    parsed, error = AZ_OUTPUT_P.call(azure_cli._parse_output, stdout, allowed=(SourceError,))
+    event(f"outcome: {type(error or parsed).__name__}")
+    if parsed is not None:
+        secret, stated = parsed
+        assert secret and secret.isascii() and secret.isprintable() and " " not in secret
+        assert stated is None or 0 < stated < 4_102_444_800
 
 
 # ================================================================================= log
@@ -1592,5 +1604,7 @@ def test_the_property_profiles_are_registered() -> None:
     for name in ("ci", "long"):
         settings.get_profile(name)
     assert STATS.summary().startswith("property tests: ")
-    assert HealthCheck.too_slow in settings.default.suppress_health_check
-    assert settings.default.deadline is None
+    default = settings.default
+    assert default is not None
+    assert HealthCheck.too_slow in default.suppress_health_check
+    assert default.deadline is None

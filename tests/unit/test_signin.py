@@ -3,17 +3,21 @@ authority, and the terminal a device-code prompt would use."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from artifacts_keyring_nofuss import signin, store
-from artifacts_keyring_nofuss.errors import ConfigError
+from artifacts_keyring_nofuss import local, signin
+from artifacts_keyring_nofuss.errors import ConfigError, SourceError
+from artifacts_keyring_nofuss.settings import Settings
 
 from .helpers import TENANT, USER_OID
 
@@ -36,7 +40,7 @@ def _mode(path: Path) -> int:
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return tmp_path / "data" / store.APP_DIR
+    return tmp_path / "data" / local.APP_DIR
 
 
 # ---------------------------------------------------------------- data_dir
@@ -79,6 +83,8 @@ def test_a_record_round_trips_privately(data: Path) -> None:
         "username": "alice@contoso.com",
         "tenant": TENANT,
         "authority": f"https://login.microsoftonline.com/{TENANT}",
+        "client_id": signin.CLIENT_ID,
+        "scopes": "",  # no secret anywhere in it
     }
 
 
@@ -219,7 +225,7 @@ LOGIN = "https://login.microsoftonline.com"
     ],
 )
 def test_authority_for(tenant: str | None, expected: str) -> None:
-    assert signin.authority_for(tenant) == expected
+    assert signin.authority_for(tenant, Settings.load()) == expected
 
 
 @pytest.mark.parametrize(
@@ -236,8 +242,8 @@ def test_the_authority_override_wins(
     monkeypatch: pytest.MonkeyPatch, override: str, expected: str
 ) -> None:
     monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY", override)
-    assert signin.authority_for(None) == expected
-    assert signin.authority_for("fabrikam.com") == expected
+    assert signin.authority_for(None, Settings.load()) == expected
+    assert signin.authority_for("fabrikam.com", Settings.load()) == expected
 
 
 @pytest.mark.parametrize(
@@ -258,7 +264,7 @@ def test_an_untrusted_authority_override_is_a_config_error(
 ) -> None:
     monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY", override)
     with pytest.raises(ConfigError) as caught:
-        signin.authority_for(TENANT)
+        signin.authority_for(TENANT, Settings.load())
     assert str(caught.value).startswith("ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY: ")
 
 
@@ -288,3 +294,258 @@ def test_no_terminal_without_a_controlling_terminal() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "None\n"
     assert done.stderr == ""
+
+
+# ---------------------------------------------------------------- the private directory, as
+# another local user would find it: a shared XDG_DATA_HOME, a directory made before us
+
+
+REFRESH_TOKEN = "0.AAAA-refresh-token-of-alice"
+
+
+def _hand_to_msal(directory: Path) -> None:
+    """What SignIn does with the directory before msal signs anyone in (no network): the
+    persistence msal-extensions writes the refresh token to, and its save."""
+    persistence, _ = signin.persistence(directory)
+    persistence.save(REFRESH_TOKEN)
+
+
+def _sign_in_there() -> None:
+    _hand_to_msal(signin._private_dir())
+
+
+def _loot(tmp_path: Path) -> Path:
+    """A file of the other user's, where a planted link points."""
+    loot = tmp_path / "loot"
+    loot.write_text("", encoding="utf-8")
+    loot.chmod(0o666)
+    return loot
+
+
+def _needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+
+
+@posix_only
+def test_a_directory_another_user_made_first_never_gets_the_sign_in(
+    data: Path, tmp_path: Path
+) -> None:
+    _needs_root()
+    loot = _loot(tmp_path)
+    data.mkdir(parents=True)
+    data.chmod(0o777)
+    (data / signin.PLAIN_CACHE_FILE).symlink_to(loot)
+    os.lchown(data / signin.PLAIN_CACHE_FILE, OTHER_UID, OTHER_UID)
+    os.chown(data, OTHER_UID, OTHER_UID)
+    os.chown(loot, OTHER_UID, OTHER_UID)
+    with pytest.raises(SourceError) as caught:
+        _sign_in_there()
+    assert REFRESH_TOKEN not in loot.read_text(encoding="utf-8")
+    assert str(caught.value) == (
+        f"not keeping the sign-in in {data}: it belongs to another user; remove it (or set "
+        "XDG_DATA_HOME to a directory of yours) and sign in again"
+    )
+    assert os.lstat(data).st_uid == OTHER_UID  # left as it was
+    assert _mode(data) == 0o777
+
+
+@posix_only
+def test_another_users_directory_holds_no_record_we_would_use(data: Path) -> None:
+    _needs_root()
+    signin.save_record(RECORD)
+    os.chown(data, OTHER_UID, OTHER_UID)  # they could swap account.json at any time
+    assert signin.load_record() is None
+    os.chown(data, os.getuid(), os.getgid())
+    assert signin.load_record() == RECORD
+
+
+@posix_only
+@pytest.mark.parametrize(
+    "name",
+    [
+        signin.PLAIN_CACHE_FILE,
+        signin.PLAIN_CACHE_FILE + ".lockfile",
+        signin.CACHE_FILE,
+        signin.CACHE_FILE + ".lockfile",
+        signin.RECORD_FILE,
+    ],
+)
+def test_a_link_planted_in_a_loose_directory_of_ours_is_refused(
+    data: Path, tmp_path: Path, name: str
+) -> None:
+    """Our directory, left open (umask 0, a restored backup): someone planted a link before we
+    closed it. Closing it does not remove the link."""
+    loot = _loot(tmp_path)
+    data.mkdir(parents=True)
+    data.chmod(0o777)
+    (data / name).symlink_to(loot)
+    with pytest.raises(SourceError) as caught:
+        _sign_in_there()
+    assert REFRESH_TOKEN not in loot.read_text(encoding="utf-8")
+    assert str(caught.value) == (
+        f"not keeping the sign-in in {data / name}: it is a symbolic link; remove it and sign "
+        "in again"
+    )
+    assert _mode(data) == 0o700  # closed to others all the same
+
+
+@posix_only
+def test_a_dangling_link_is_not_created_through(data: Path, tmp_path: Path) -> None:
+    data.mkdir(parents=True, mode=0o700)
+    (data / signin.PLAIN_CACHE_FILE).symlink_to(tmp_path / "where-the-planter-reads")
+    with pytest.raises(SourceError, match="it is a symbolic link"):
+        _sign_in_there()
+    assert not (tmp_path / "where-the-planter-reads").exists()
+
+
+@posix_only
+def test_a_file_of_another_users_in_our_directory_is_refused(data: Path) -> None:
+    _needs_root()
+    data.mkdir(parents=True, mode=0o700)
+    planted = data / signin.PLAIN_CACHE_FILE
+    planted.write_text("", encoding="utf-8")
+    planted.chmod(0o666)
+    os.chown(planted, OTHER_UID, OTHER_UID)
+    with pytest.raises(SourceError, match="it belongs to another user"):
+        _sign_in_there()
+    assert planted.read_text(encoding="utf-8") == ""
+
+
+@posix_only
+def test_a_fifo_in_place_of_the_cache_is_refused(data: Path) -> None:
+    data.mkdir(parents=True, mode=0o700)
+    os.mkfifo(data / signin.PLAIN_CACHE_FILE, 0o600)
+    with pytest.raises(SourceError, match="it is not a regular file"):
+        signin._private_dir()
+
+
+@posix_only
+def test_a_directory_that_is_a_link_is_refused(data: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    data.parent.mkdir(parents=True)
+    data.symlink_to(elsewhere)
+    with pytest.raises(SourceError, match="it is a symbolic link"):
+        _sign_in_there()
+    assert list(elsewhere.iterdir()) == []
+    assert _mode(elsewhere) == 0o755
+
+
+@posix_only
+def test_our_own_loose_cache_file_is_made_private(data: Path) -> None:
+    """A cache file of ours that others can read (a backup restored 0644): msal-extensions
+    would keep its mode, and the refresh token with it."""
+    data.mkdir(parents=True, mode=0o700)
+    cache = data / signin.PLAIN_CACHE_FILE
+    cache.write_text("{}", encoding="utf-8")
+    cache.chmod(0o644)
+    _sign_in_there()
+    assert _mode(cache) == 0o600
+    assert cache.read_text(encoding="utf-8") == REFRESH_TOKEN
+
+
+@posix_only
+def test_a_second_user_can_read_nothing_of_the_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a shared XDG_DATA_HOME that everyone can enter, the sign-in's files, as msal and
+    we write them, are closed to another uid."""
+    _needs_root()
+    shared = Path(tempfile.mkdtemp(prefix="akn-xdg-"))
+    try:
+        shared.chmod(0o1777)
+        monkeypatch.setenv("XDG_DATA_HOME", str(shared))
+        _sign_in_there()
+        signin.save_record(RECORD)
+        directory = shared / local.APP_DIR
+        assert _mode(directory) == 0o700
+        for path in (directory, directory / signin.PLAIN_CACHE_FILE, directory / "account.json"):
+            assert _open_as(OTHER_UID, path) == "EACCES", path
+    finally:
+        shutil.rmtree(shared)
+
+
+def _open_as(uid: int, path: Path) -> str:
+    """What another user gets opening `path`: "opened", or the errno's name (a forked child
+    that drops to `uid`)."""
+    readable, writable = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+                outcome = "opened"
+            except OSError as exc:
+                outcome = errno.errorcode.get(exc.errno or 0, "error")
+            os.write(writable, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(writable)
+    os.waitpid(child, 0)
+    with os.fdopen(readable, "rb") as result:
+        return result.read().decode()
+
+
+@posix_only
+def test_a_shared_data_home_anyone_can_rename_in_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XDG_DATA_HOME writable by all without the sticky bit: anyone could move our directory
+    aside and put theirs in its place between the check and msal's write."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("XDG_DATA_HOME", str(shared))
+    with pytest.raises(SourceError) as caught:
+        _sign_in_there()
+    assert str(caught.value) == (
+        f"not keeping the sign-in in {shared / local.APP_DIR}: anyone can rename {shared} "
+        "(writable by all, without the sticky bit) and put their own directory there; set "
+        "XDG_DATA_HOME to a directory of yours and sign in again"
+    )
+    assert signin.load_record() is None
+    shared.chmod(0o1777)  # /tmp's way: nobody may rename what is not theirs
+    _sign_in_there()
+    signin.save_record(RECORD)
+    assert signin.load_record() == RECORD
+
+
+# ---------------------------------------------------------------- the organisation's own client
+
+
+def test_the_first_party_client_asks_default_the_own_client_a_narrow_scope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resource = "499b84ac-1321-427f-aa17-267ca6975798"
+    assert signin.scopes_for(Settings.load(), write=False) == [f"{resource}/.default"]
+    assert signin.scopes_for(Settings.load(), write=True) == [f"{resource}/.default"]
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID", USER_OID)
+    loaded = Settings.load()
+    assert signin.scopes_for(loaded, write=False) == [f"{resource}/vso.packaging"]
+    assert signin.scopes_for(loaded, write=True) == [f"{resource}/vso.packaging_write"]
+    assert signin.client_for(loaded) == USER_OID
+
+
+def test_a_sign_in_of_the_own_client_is_another_identity() -> None:
+    own = signin.Record("o.t", "alice@contoso.com", "t", "https://x/t", client_id=USER_OID)
+    first_party = signin.Record("o.t", "alice@contoso.com", "t", "https://x/t")
+    assert own.identity != first_party.identity
+    assert first_party.identity == "interactive:o.t"
+
+
+def test_an_older_record_without_a_client_is_the_first_party_clients(data: Path) -> None:
+    data.mkdir(parents=True, mode=0o700)
+    old = {
+        "home_account_id": "o.t",
+        "username": "alice@contoso.com",
+        "tenant": TENANT,
+        "authority": f"https://login.microsoftonline.com/{TENANT}",
+    }
+    path = data / signin.RECORD_FILE
+    path.write_text(json.dumps(old), encoding="utf-8")
+    path.chmod(0o600)
+    record = signin.load_record()
+    assert record is not None
+    assert record.client_id == signin.CLIENT_ID
+    assert record.identity == "interactive:o.t"

@@ -15,16 +15,35 @@ from typing import Any
 
 import pytest
 
-from artifacts_keyring_nofuss import store
-from artifacts_keyring_nofuss.store import Entry, Store
+from artifacts_keyring_nofuss import devops, local, store
+from artifacts_keyring_nofuss.cache import Cache, Memory
+from artifacts_keyring_nofuss.deadline import Deadline
+from artifacts_keyring_nofuss.keys import Key
+from artifacts_keyring_nofuss.settings import Settings
+from artifacts_keyring_nofuss.store import Entry
+
+
+def Store(directory: Path, deadline: float = 30.0) -> store.Store:
+    return store.Store(directory, Deadline(deadline))
+
+
+def _key(service: str, scope: str, identity: str) -> Key:
+    return Key(service=service, scope=scope, identity=identity, kind=devops.SESSION)
+
+
+def _open_store() -> store.Store | None:
+    return Cache.open(Memory(), Settings.load().cache, Deadline(30)).disk
+
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and owners")
 
-EMPTY = {"version": store.FORMAT, "discovery": {}, "sessions": {}}
+EMPTY = {"version": store.FORMAT, "discovery": {}, "sessions": {}, "refusals": {}}
 SERVICE = "https://vssps.dev.azure.com/contoso/"
 SCOPE = "vso.packaging"
 IDENTITY = "azure_cli:alice@contoso.com"
-KEY = store.session_key(SERVICE, SCOPE, IDENTITY)
+KEY = _key(SERVICE, SCOPE, IDENTITY)
+K = _key(SERVICE, SCOPE, "k")
+OTHER = _key(SERVICE, SCOPE, "other")
 OTHER_UID = 65534  # nobody
 LAYOUT_VALUES = {
     "tenant": "t",
@@ -58,7 +77,7 @@ def _layout(**sessions: Any) -> dict[str, Any]:
     return {"version": store.FORMAT, "discovery": {}, "sessions": dict(sessions)}
 
 
-def _plant(cache: Store, content: str | bytes, mode: int = 0o600) -> Path:
+def _plant(cache: store.Store, content: str | bytes, mode: int = 0o600) -> Path:
     """Put a file where the cache keeps its data, as something other than the cache would."""
     cache.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = content.encode("utf-8") if isinstance(content, str) else content
@@ -75,7 +94,7 @@ def _leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith(".sessions-"))
 
 
-def _assert_safe_file(cache: Store) -> None:
+def _assert_safe_file(cache: store.Store) -> None:
     info = os.lstat(cache.path)
     assert stat.S_ISREG(info.st_mode)
     assert stat.S_IMODE(info.st_mode) == 0o600
@@ -92,7 +111,7 @@ def _needs_root() -> None:
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> Store:
+def cache(tmp_path: Path) -> store.Store:
     return Store(tmp_path / "cache")
 
 
@@ -110,7 +129,7 @@ def test_either_variable_turns_the_cache_off(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
     monkeypatch.setenv(name, value)
-    assert store.enabled() is False
+    assert Settings.load().cache is False
 
 
 @pytest.mark.parametrize(
@@ -143,17 +162,17 @@ def test_other_values_keep_the_cache_on(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
     monkeypatch.setenv(name, value)
-    assert store.enabled() is True
+    assert Settings.load().cache is True
 
 
 def test_the_cache_is_on_by_default() -> None:
-    assert store.enabled() is True
+    assert Settings.load().cache is True
 
 
 def test_one_variable_off_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_CACHE", "1")
     monkeypatch.setenv("ARTIFACTS_CREDENTIALPROVIDER_SESSIONTOKENCACHE_ENABLED", "false")
-    assert store.enabled() is False
+    assert Settings.load().cache is False
 
 
 # ---------------------------------------------------------------- cache_dir()
@@ -164,10 +183,10 @@ _posix_dirs = pytest.mark.skipif(sys.platform == "darwin", reason="XDG layout is
 @_posix_dirs
 def test_cache_dir_honours_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert store.cache_dir() == tmp_path / "xdg" / store.APP_DIR
-    opened = store.open_store()
+    assert local.cache_dir() == tmp_path / "xdg" / local.APP_DIR
+    opened = _open_store()
     assert opened is not None
-    assert opened.path == tmp_path / "xdg" / store.APP_DIR / store.FILE_NAME
+    assert opened.path == tmp_path / "xdg" / local.APP_DIR / store.FILE_NAME
 
 
 @_posix_dirs
@@ -178,7 +197,7 @@ def test_a_relative_or_empty_xdg_cache_home_falls_back_to_home(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", xdg)
-    assert store.cache_dir() == tmp_path / "home" / ".cache" / store.APP_DIR
+    assert local.cache_dir() == tmp_path / "home" / ".cache" / local.APP_DIR
 
 
 @_posix_dirs
@@ -187,7 +206,7 @@ def test_without_xdg_cache_home_it_is_under_home(
 ) -> None:
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert store.cache_dir() == tmp_path / "home" / ".cache" / store.APP_DIR
+    assert local.cache_dir() == tmp_path / "home" / ".cache" / local.APP_DIR
 
 
 @_posix_dirs
@@ -202,17 +221,17 @@ def test_the_cache_is_never_relative_to_the_current_directory(
         monkeypatch.delenv("XDG_CACHE_HOME")
     else:
         monkeypatch.setenv("XDG_CACHE_HOME", xdg)
-    found = store.cache_dir()
+    found = local.cache_dir()
     # Nowhere absolute to go means no cache at all, never one in the current directory.
     assert found is None or (found.is_absolute() and not found.is_relative_to(tmp_path)), found
     if found is None:
-        assert store.open_store() is None
+        assert _open_store() is None
 
 
 # ---------------------------------------------------------------- round trip and modes
 
 
-def test_round_trip(cache: Store) -> None:
+def test_round_trip(cache: store.Store) -> None:
     entry = _entry(token="abc.DEF-123_~")
     cache.put_session(KEY, entry)
     assert cache.session(KEY, margin=0) == entry
@@ -220,7 +239,7 @@ def test_round_trip(cache: Store) -> None:
     assert Store(cache.directory).session(KEY, margin=0) == entry  # a fresh reader
 
 
-def test_nothing_there_is_the_empty_layout(cache: Store) -> None:
+def test_nothing_there_is_the_empty_layout(cache: store.Store) -> None:
     assert cache.load() == EMPTY
     assert cache.session(KEY, margin=0) is None
     assert cache.entries() == []
@@ -228,12 +247,12 @@ def test_nothing_there_is_the_empty_layout(cache: Store) -> None:
     assert not cache.directory.exists()  # reading creates nothing
 
 
-def test_the_file_is_0600_in_a_0700_directory(cache: Store) -> None:
+def test_the_file_is_0600_in_a_0700_directory(cache: store.Store) -> None:
     cache.put_session(KEY, _entry())
     _assert_safe_file(cache)
 
 
-def test_modes_do_not_depend_on_the_umask(cache: Store) -> None:
+def test_modes_do_not_depend_on_the_umask(cache: store.Store) -> None:
     old = os.umask(0)
     try:
         cache.put_session(KEY, _entry())
@@ -247,7 +266,7 @@ def test_modes_do_not_depend_on_the_umask(cache: Store) -> None:
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o750, 0o705, 0o777, 0o711])
-def test_an_open_directory_is_tightened(cache: Store, mode: int) -> None:
+def test_an_open_directory_is_tightened(cache: store.Store, mode: int) -> None:
     cache.directory.mkdir()
     cache.directory.chmod(mode)
     cache.put_session(KEY, _entry())
@@ -261,21 +280,21 @@ def test_missing_parents_are_created(tmp_path: Path) -> None:
     _assert_safe_file(cache)
 
 
-def test_the_file_is_replaced_whole(cache: Store) -> None:
+def test_the_file_is_replaced_whole(cache: store.Store) -> None:
     """A reader that opened the file before a write still reads the complete old content."""
     first = _entry(token="first")
     cache.put_session(KEY, first)
     before = cache.path.stat().st_ino
     with cache.path.open("rb") as old:
-        cache.put_session(store.session_key("x", "y", "z"), _entry(token="second"))
-        assert json.loads(old.read())["sessions"] == {KEY: _raw(first)}
+        cache.put_session(_key("x", "y", "z"), _entry(token="second"))
+        assert json.loads(old.read())["sessions"] == {KEY.digest(): _raw(first)}
     assert cache.path.stat().st_ino != before
     assert _leftovers(cache.directory) == []
 
 
-def test_many_writes_leave_no_temporary_files(cache: Store) -> None:
+def test_many_writes_leave_no_temporary_files(cache: store.Store) -> None:
     for n in range(10):
-        cache.put_session(store.session_key(SERVICE, SCOPE, f"id{n}"), _entry(token=f"t{n}"))
+        cache.put_session(_key(SERVICE, SCOPE, f"id{n}"), _entry(token=f"t{n}"))
     cache.put_discovery("pkgs.dev.azure.com", "contoso", LAYOUT_VALUES)
     cache.drop_session(KEY)
     cache.clear()
@@ -285,7 +304,7 @@ def test_many_writes_leave_no_temporary_files(cache: Store) -> None:
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(
-    cache: Store, monkeypatch: pytest.MonkeyPatch
+    cache: store.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache.put_session(KEY, _entry(token="kept"))
     before = cache.path.read_bytes()
@@ -294,7 +313,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    cache.put_session(store.session_key("x", "y", "z"), _entry(token="lost"))  # no exception
+    cache.put_session(_key("x", "y", "z"), _entry(token="lost"))  # no exception
     monkeypatch.undo()
     assert cache.path.read_bytes() == before
     assert _leftovers(cache.directory) == []
@@ -321,31 +340,31 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(
 def test_session_keys_separate_service_scope_and_identity(
     one: tuple[str, str, str], other: tuple[str, str, str]
 ) -> None:
-    assert store.session_key(*one) != store.session_key(*other)
-    assert store.session_key(*one) == store.session_key(*one)
+    assert _key(*one) != _key(*other)
+    assert _key(*one) == _key(*one)
 
 
 def test_a_session_key_is_a_digest_not_the_identity() -> None:
-    key = store.session_key(SERVICE, SCOPE, IDENTITY)
+    key = _key(SERVICE, SCOPE, IDENTITY).digest()
     assert len(key) == 64
     assert int(key, 16) >= 0
     assert "alice" not in key
 
 
-def test_sessions_under_different_keys_are_kept_apart(cache: Store) -> None:
+def test_sessions_under_different_keys_are_kept_apart(cache: store.Store) -> None:
     read = _entry(token="read")
     write = _entry(token="write", scope="vso.packaging_write")
     bob = _entry(token="bob", identity="azure_cli:bob@contoso.com")
     keys = {
-        store.session_key(SERVICE, SCOPE, IDENTITY): read,
-        store.session_key(SERVICE, "vso.packaging_write", IDENTITY): write,
-        store.session_key(SERVICE, SCOPE, "azure_cli:bob@contoso.com"): bob,
+        _key(SERVICE, SCOPE, IDENTITY): read,
+        _key(SERVICE, "vso.packaging_write", IDENTITY): write,
+        _key(SERVICE, SCOPE, "azure_cli:bob@contoso.com"): bob,
     }
     for key, entry in keys.items():
         cache.put_session(key, entry)
     for key, entry in keys.items():
         assert cache.session(key, margin=0) == entry
-    assert cache.session(store.session_key("elsewhere", SCOPE, IDENTITY), margin=0) is None
+    assert cache.session(_key("elsewhere", SCOPE, IDENTITY), margin=0) is None
     assert sorted(e.token for e in cache.entries()) == ["bob", "read", "write"]
 
 
@@ -368,7 +387,7 @@ def test_sessions_under_different_keys_are_kept_apart(cache: Store) -> None:
     ],
 )
 def test_expiry_is_honoured_with_the_margin(
-    cache: Store, margin: float, offset: float, found: bool
+    cache: store.Store, margin: float, offset: float, found: bool
 ) -> None:
     now = time.time()
     entry = _entry(expires_on=now + 100)
@@ -376,13 +395,13 @@ def test_expiry_is_honoured_with_the_margin(
     assert (cache.session(KEY, margin=margin, now=now + offset) == entry) is found
 
 
-def test_expiry_without_now_uses_the_clock(cache: Store) -> None:
+def test_expiry_without_now_uses_the_clock(cache: store.Store) -> None:
     cache.put_session(KEY, _entry(expires_on=time.time() + 120))
     assert cache.session(KEY, margin=60) is not None
     assert cache.session(KEY, margin=130) is None
 
 
-def test_discovery_round_trip_and_ttl(cache: Store) -> None:
+def test_discovery_round_trip_and_ttl(cache: store.Store) -> None:
     start = time.time()
     cache.put_discovery("pkgs.dev.azure.com", "contoso", LAYOUT_VALUES)
     assert cache.discovery("pkgs.dev.azure.com", "contoso") == LAYOUT_VALUES
@@ -395,7 +414,7 @@ def test_discovery_round_trip_and_ttl(cache: Store) -> None:
     assert cache.discovery("contoso.pkgs.visualstudio.com", "contoso") is None
 
 
-def test_discovery_keeps_none_values(cache: Store) -> None:
+def test_discovery_keeps_none_values(cache: store.Store) -> None:
     values: dict[str, str | None] = {"tenant": None, "authority": None, "token_service": SERVICE}
     cache.put_discovery("pkgs.dev.azure.com", "contoso", values)
     assert cache.discovery("pkgs.dev.azure.com", "contoso") == values
@@ -403,7 +422,11 @@ def test_discovery_keeps_none_values(cache: Store) -> None:
 
 def _discovery_file(entry: object) -> str:
     return json.dumps(
-        {"version": 1, "sessions": {}, "discovery": {"pkgs.dev.azure.com/contoso": entry}}
+        {
+            "version": store.FORMAT,
+            "sessions": {},
+            "discovery": {"pkgs.dev.azure.com/contoso": entry},
+        }
     )
 
 
@@ -422,23 +445,23 @@ DISCOVERIES: list[tuple[str, str]] = [
     ("expires nan", _discovery_file({**LAYOUT_VALUES, "expires": float("nan")})),
     (
         "expires 1e400",
-        '{"version": 1, "sessions": {}, "discovery": {"pkgs.dev.azure.com/contoso": '
+        '{"version": 2, "sessions": {}, "discovery": {"pkgs.dev.azure.com/contoso": '
         '{"tenant": "t", "authority": null, "token_service": null, "expires": 1e400}}}',
     ),
 ]
 
 
 @pytest.mark.parametrize("text", [d[1] for d in DISCOVERIES], ids=[d[0] for d in DISCOVERIES])
-def test_unusable_discovery_entries_are_ignored(cache: Store, text: str) -> None:
+def test_unusable_discovery_entries_are_ignored(cache: store.Store, text: str) -> None:
     _plant(cache, text)
     assert cache.discovery("pkgs.dev.azure.com", "contoso") is None
 
 
-def test_expired_entries_are_pruned_on_the_next_write(cache: Store) -> None:
+def test_expired_entries_are_pruned_on_the_next_write(cache: store.Store) -> None:
     now = time.time()
     fresh = _entry(token="fresh", expires_on=now + 3600)
     data = {
-        "version": 1,
+        "version": store.FORMAT,
         "sessions": {
             "gone": _raw(_entry(token="gone", expires_on=now - 1)),
             "fresh": _raw(fresh),
@@ -454,11 +477,11 @@ def test_expired_entries_are_pruned_on_the_next_write(cache: Store) -> None:
     assert len(cache.load()["sessions"]) == 3  # reading alone changes nothing
     cache.put_session(KEY, _entry(token="new"))
     on_disk = json.loads(cache.path.read_text(encoding="utf-8"))
-    assert set(on_disk["sessions"]) == {"fresh", KEY}
+    assert set(on_disk["sessions"]) == {"fresh", KEY.digest()}
     assert set(on_disk["discovery"]) == {"pkgs.dev.azure.com/new"}
 
 
-def test_an_entry_written_already_expired_is_not_kept(cache: Store) -> None:
+def test_an_entry_written_already_expired_is_not_kept(cache: store.Store) -> None:
     cache.put_session(KEY, _entry(expires_on=time.time() - 5))
     assert cache.load()["sessions"] == {}
 
@@ -466,9 +489,9 @@ def test_an_entry_written_already_expired_is_not_kept(cache: Store) -> None:
 # ---------------------------------------------------------------- clear and drop
 
 
-def test_clear_returns_the_count_and_forgets_tokens(cache: Store) -> None:
+def test_clear_returns_the_count_and_forgets_tokens(cache: store.Store) -> None:
     for n in range(3):
-        cache.put_session(store.session_key(SERVICE, SCOPE, f"id{n}"), _entry(token=f"t{n}"))
+        cache.put_session(_key(SERVICE, SCOPE, f"id{n}"), _entry(token=f"t{n}"))
     cache.put_discovery("pkgs.dev.azure.com", "contoso", LAYOUT_VALUES)
     assert cache.clear() == 3
     assert cache.entries() == []
@@ -479,22 +502,22 @@ def test_clear_returns_the_count_and_forgets_tokens(cache: Store) -> None:
     _assert_safe_file(cache)
 
 
-def test_clear_with_nothing_there(cache: Store) -> None:
+def test_clear_with_nothing_there(cache: store.Store) -> None:
     assert cache.clear() == 0
 
 
-def test_drop_session_drops_only_that_one(cache: Store) -> None:
-    other = store.session_key(SERVICE, SCOPE, "azure_cli:bob@contoso.com")
+def test_drop_session_drops_only_that_one(cache: store.Store) -> None:
+    other = _key(SERVICE, SCOPE, "azure_cli:bob@contoso.com")
     cache.put_session(KEY, _entry(token="alice"))
     cache.put_session(other, _entry(token="bob"))
     cache.drop_session(KEY)
     assert cache.session(KEY, margin=0) is None
     assert cache.session(other, margin=0) is not None
-    cache.drop_session("no such key")
+    cache.drop_session(_key("no such", SCOPE, IDENTITY))
     assert cache.session(other, margin=0) is not None
 
 
-def test_drop_discovery_drops_only_that_one(cache: Store) -> None:
+def test_drop_discovery_drops_only_that_one(cache: store.Store) -> None:
     cache.put_discovery("pkgs.dev.azure.com", "contoso", LAYOUT_VALUES)
     cache.put_discovery("pkgs.dev.azure.com", "fabrikam", LAYOUT_VALUES)
     cache.put_session(KEY, _entry())
@@ -508,7 +531,7 @@ def test_drop_discovery_drops_only_that_one(cache: Store) -> None:
 # ---------------------------------------------------------------- hostile and damaged files
 
 PLANTED = _entry(token="planted-token", expires_on=4_000_000_000)
-PLANTED_TEXT = json.dumps(_layout(**{KEY: _raw(PLANTED)}))
+PLANTED_TEXT = json.dumps(_layout(**{KEY.digest(): _raw(PLANTED)}))
 
 
 def _big() -> str:
@@ -519,7 +542,7 @@ def _big() -> str:
 FILES: list[tuple[str, bytes | str, int]] = [
     ("empty", b"", 0o600),
     ("garbage", b"\x00\xff\xfe garbage \x80", 0o600),
-    ("not utf-8", b'{"version": 1, "discovery": {}, "sessions": {"\xff": 1}}', 0o600),
+    ("not utf-8", b'{"version": 2, "discovery": {}, "sessions": {"\xff": 1}}', 0o600),
     ("utf-16", PLANTED_TEXT.encode("utf-16"), 0o600),
     ("truncated", PLANTED_TEXT[: len(PLANTED_TEXT) // 2], 0o600),
     ("trailing junk", PLANTED_TEXT + "}", 0o600),
@@ -528,7 +551,7 @@ FILES: list[tuple[str, bytes | str, int]] = [
     ("null", "null", 0o600),
     ("string", '"sessions"', 0o600),
     ("number", "1", 0o600),
-    ("wrong version", json.dumps({**json.loads(PLANTED_TEXT), "version": 2}), 0o600),
+    ("wrong version", json.dumps({**json.loads(PLANTED_TEXT), "version": 1}), 0o600),
     ("version as text", json.dumps({**json.loads(PLANTED_TEXT), "version": "1"}), 0o600),
     (
         "no version",
@@ -541,7 +564,7 @@ FILES: list[tuple[str, bytes | str, int]] = [
         0o600,
     ),
     ("sessions a string", json.dumps({**json.loads(PLANTED_TEXT), "sessions": "x"}), 0o600),
-    ("sessions missing", json.dumps({"version": 1, "discovery": {}}), 0o600),
+    ("sessions missing", json.dumps({"version": store.FORMAT, "discovery": {}}), 0o600),
     ("discovery a list", json.dumps({**json.loads(PLANTED_TEXT), "discovery": []}), 0o600),
     ("deep nesting", "[" * 100_000 + "]" * 100_000, 0o600),
     ("huge integer", '{"version": ' + "9" * 10_000 + "}", 0o600),
@@ -556,32 +579,32 @@ FILES: list[tuple[str, bytes | str, int]] = [
 
 @pytest.mark.parametrize(("content", "mode"), [f[1:] for f in FILES], ids=[f[0] for f in FILES])
 def test_a_damaged_or_exposed_file_is_ignored_then_replaced(
-    cache: Store, content: bytes | str, mode: int
+    cache: store.Store, content: bytes | str, mode: int
 ) -> None:
     _plant(cache, content, mode)
     assert cache.load() == EMPTY
     assert cache.session(KEY, margin=0) is None
     assert cache.entries() == []
     mine = _entry(token="mine")
-    other = store.session_key(SERVICE, SCOPE, "azure_cli:bob@contoso.com")
+    other = _key(SERVICE, SCOPE, "azure_cli:bob@contoso.com")
     cache.put_session(other, mine)
     _assert_safe_file(cache)
     assert cache.session(other, margin=0) == mine
     assert cache.session(KEY, margin=0) is None  # nothing from the ignored file came back
 
 
-def test_a_file_of_exactly_the_largest_size_is_read(cache: Store) -> None:
+def test_a_file_of_exactly_the_largest_size_is_read(cache: store.Store) -> None:
     _plant(cache, PLANTED_TEXT + " " * (store.MAX_FILE - len(PLANTED_TEXT)))
     assert cache.path.stat().st_size == store.MAX_FILE
     assert cache.session(KEY, margin=0) == PLANTED
 
 
-def test_a_0600_file_of_ours_is_read(cache: Store) -> None:
+def test_a_0600_file_of_ours_is_read(cache: store.Store) -> None:
     _plant(cache, PLANTED_TEXT, 0o600)
     assert cache.session(KEY, margin=0) == PLANTED
 
 
-def test_a_symlink_is_not_followed(cache: Store, tmp_path: Path) -> None:
+def test_a_symlink_is_not_followed(cache: store.Store, tmp_path: Path) -> None:
     target = tmp_path / "elsewhere.json"
     target.write_text(PLANTED_TEXT, encoding="utf-8")
     target.chmod(0o600)
@@ -589,15 +612,15 @@ def test_a_symlink_is_not_followed(cache: Store, tmp_path: Path) -> None:
     cache.path.symlink_to(target)
     assert cache.load() == EMPTY
     assert cache.session(KEY, margin=0) is None
-    cache.put_session("k", _entry(token="mine"))
+    cache.put_session(K, _entry(token="mine"))
     _assert_safe_file(cache)
     assert target.read_text(encoding="utf-8") == PLANTED_TEXT
     assert _mode(target) == 0o600
-    assert cache.session("k", margin=0) is not None
+    assert cache.session(K, margin=0) is not None
 
 
 @pytest.mark.parametrize("target", ["/dev/zero", "/nonexistent/x", "sessions.json", "/etc/passwd"])
-def test_other_symlinks_are_ignored_and_replaced(cache: Store, target: str) -> None:
+def test_other_symlinks_are_ignored_and_replaced(cache: store.Store, target: str) -> None:
     cache.directory.mkdir(mode=0o700)
     cache.path.symlink_to(target)
     assert cache.load() == EMPTY
@@ -614,7 +637,7 @@ def test_a_symlinked_cache_directory_is_not_written_through(tmp_path: Path) -> N
     assert list(real.iterdir()) == []
 
 
-def test_a_directory_in_place_of_the_file(cache: Store) -> None:
+def test_a_directory_in_place_of_the_file(cache: store.Store) -> None:
     """It cannot be renamed over: ignored on reading, and writing carries on without caching."""
     cache.path.mkdir(parents=True)
     (cache.path / "inside").write_text("x", encoding="utf-8")
@@ -625,7 +648,7 @@ def test_a_directory_in_place_of_the_file(cache: Store) -> None:
     assert (cache.path / "inside").read_text(encoding="utf-8") == "x"
 
 
-def test_a_fifo_in_place_of_the_file_does_not_hang(cache: Store) -> None:
+def test_a_fifo_in_place_of_the_file_does_not_hang(cache: store.Store) -> None:
     cache.directory.mkdir(mode=0o700)
     os.mkfifo(cache.path, 0o600)
     result: list[object] = []
@@ -643,18 +666,18 @@ def test_a_fifo_in_place_of_the_file_does_not_hang(cache: Store) -> None:
     _assert_safe_file(cache)
 
 
-def test_a_file_owned_by_another_user_is_ignored_then_replaced(cache: Store) -> None:
+def test_a_file_owned_by_another_user_is_ignored_then_replaced(cache: store.Store) -> None:
     _needs_root()
     _plant(cache, PLANTED_TEXT, 0o600)
     os.chown(cache.path, OTHER_UID, OTHER_UID)
     assert cache.load() == EMPTY
     assert cache.session(KEY, margin=0) is None
-    cache.put_session("k", _entry(token="mine"))
+    cache.put_session(K, _entry(token="mine"))
     _assert_safe_file(cache)
     assert cache.session(KEY, margin=0) is None
 
 
-def test_a_cache_directory_owned_by_another_user_turns_caching_off(cache: Store) -> None:
+def test_a_cache_directory_owned_by_another_user_turns_caching_off(cache: store.Store) -> None:
     _needs_root()
     cache.directory.mkdir(mode=0o700)
     os.chown(cache.directory, OTHER_UID, OTHER_UID)
@@ -697,7 +720,7 @@ def test_a_regular_file_in_place_of_the_cache_directory(tmp_path: Path) -> None:
 
 
 def _with_session(raw: object) -> str:
-    return json.dumps(_layout(**{KEY: raw}))
+    return json.dumps(_layout(**{KEY.digest(): raw}))
 
 
 _GOOD = _raw(PLANTED)
@@ -731,12 +754,12 @@ ENTRIES: list[tuple[str, str]] = [
 
 
 @pytest.mark.parametrize("text", [e[1] for e in ENTRIES], ids=[e[0] for e in ENTRIES])
-def test_a_damaged_entry_is_ignored_then_pruned(cache: Store, text: str) -> None:
+def test_a_damaged_entry_is_ignored_then_pruned(cache: store.Store, text: str) -> None:
     _plant(cache, text)
     assert cache.session(KEY, margin=0) is None
     assert cache.entries() == []
-    cache.put_session("other", _entry(token="mine"))
-    assert set(cache.load()["sessions"]) == {"other"}
+    cache.put_session(OTHER, _entry(token="mine"))
+    assert set(cache.load()["sessions"]) == {OTHER.digest()}
     _assert_safe_file(cache)
 
 
@@ -750,8 +773,9 @@ def test_the_damaged_entry_table_is_damaged_only_where_it_says() -> None:
 _HOLDER = """
 import sys
 from pathlib import Path
+from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.store import Store
-with Store(Path(sys.argv[1])).locked(sys.argv[2]):
+with Store(Path(sys.argv[1]), Deadline(120)).locked(sys.argv[2]):
     print("held", flush=True)
     sys.stdin.readline()
 print("released", flush=True)
@@ -759,7 +783,7 @@ print("released", flush=True)
 
 
 @pytest.fixture
-def holder(cache: Store) -> Iterator[Callable[[str], subprocess.Popen[str]]]:
+def holder(cache: store.Store) -> Iterator[Callable[[str], subprocess.Popen[str]]]:
     """Another process that holds a lock until its stdin is closed."""
     started: list[subprocess.Popen[str]] = []
 
@@ -794,7 +818,7 @@ def _release_later(proc: subprocess.Popen[str], after: float) -> threading.Threa
 
 
 def test_another_process_holding_the_lock_makes_us_wait(
-    cache: Store, holder: Callable[[str], subprocess.Popen[str]]
+    cache: store.Store, holder: Callable[[str], subprocess.Popen[str]]
 ) -> None:
     proc = holder("pkgs.dev.azure.com/contoso\nvso.packaging\nazure_cli:alice")
     _release_later(proc, 0.4)
@@ -806,7 +830,9 @@ def test_another_process_holding_the_lock_makes_us_wait(
 
 
 def test_different_names_do_not_block_each_other(
-    cache: Store, holder: Callable[[str], subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+    cache: store.Store,
+    holder: Callable[[str], subprocess.Popen[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(store, "LOCK_TIMEOUT", 5.0)
     proc = holder("one")
@@ -819,7 +845,9 @@ def test_different_names_do_not_block_each_other(
 
 
 def test_a_lock_that_cannot_be_had_lets_the_caller_go_on(
-    cache: Store, holder: Callable[[str], subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+    cache: store.Store,
+    holder: Callable[[str], subprocess.Popen[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(store, "LOCK_TIMEOUT", 0.3)
     proc = holder("stuck")
@@ -834,7 +862,9 @@ def test_a_lock_that_cannot_be_had_lets_the_caller_go_on(
 
 
 def test_a_write_goes_on_when_the_file_lock_is_stuck(
-    cache: Store, holder: Callable[[str], subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+    cache: store.Store,
+    holder: Callable[[str], subprocess.Popen[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(store, "LOCK_TIMEOUT", 0.2)
     holder(store.FILE_NAME)
@@ -844,7 +874,7 @@ def test_a_write_goes_on_when_the_file_lock_is_stuck(
     assert found.token == "anyway"
 
 
-def test_threads_contend_for_the_same_name(cache: Store) -> None:
+def test_threads_contend_for_the_same_name(cache: store.Store) -> None:
     held = threading.Event()
     order: list[str] = []
 
@@ -863,7 +893,7 @@ def test_threads_contend_for_the_same_name(cache: Store) -> None:
     assert order == ["first out", "second in"]
 
 
-def test_threads_with_different_names_run_together(cache: Store) -> None:
+def test_threads_with_different_names_run_together(cache: store.Store) -> None:
     held = threading.Event()
     done = threading.Event()
 
@@ -882,7 +912,7 @@ def test_threads_with_different_names_run_together(cache: Store) -> None:
     thread.join(5)
 
 
-def test_lock_files_are_0600_inside_the_cache_directory(cache: Store, tmp_path: Path) -> None:
+def test_lock_files_are_0600_inside_the_cache_directory(cache: store.Store, tmp_path: Path) -> None:
     names = ["x", "../../escape", "/etc/passwd", "a\nb\nc", "\u00e9", ""]
     for name in names:
         with cache.locked(name):
@@ -897,7 +927,7 @@ def test_lock_files_are_0600_inside_the_cache_directory(cache: Store, tmp_path: 
 
 
 def test_an_error_inside_the_lock_releases_it(
-    cache: Store, monkeypatch: pytest.MonkeyPatch
+    cache: store.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store, "LOCK_TIMEOUT", 2.0)
     with pytest.raises(RuntimeError), cache.locked("x"):
@@ -909,7 +939,9 @@ def test_an_error_inside_the_lock_releases_it(
 
 
 def test_an_error_inside_an_unobtainable_lock_still_propagates(
-    cache: Store, holder: Callable[[str], subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+    cache: store.Store,
+    holder: Callable[[str], subprocess.Popen[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(store, "LOCK_TIMEOUT", 0.1)
     holder("x")
@@ -920,15 +952,18 @@ def test_an_error_inside_an_unobtainable_lock_still_propagates(
 _WRITER = """
 import sys, time
 from pathlib import Path
+from artifacts_keyring_nofuss.deadline import Deadline
+from artifacts_keyring_nofuss.keys import Key
 from artifacts_keyring_nofuss.store import Entry, Store
-cache = Store(Path(sys.argv[1]))
+cache = Store(Path(sys.argv[1]), Deadline(60))
 for n in range(int(sys.argv[3])):
-    key = f"{sys.argv[2]}-{n}"
-    cache.put_session(key, Entry(key, time.time() + 3600, "o", "s", "i", "w"))
+    name = f"{sys.argv[2]}-{n}"
+    key = Key("https://vssps.dev.azure.com/o/", "s", name, "session")
+    cache.put_session(key, Entry(name, time.time() + 3600, "o", "s", name, "w"))
 """
 
 
-def test_parallel_writers_lose_no_update(cache: Store) -> None:
+def test_parallel_writers_lose_no_update(cache: store.Store) -> None:
     writers, each = 4, 8
     procs = [
         subprocess.Popen([sys.executable, "-c", _WRITER, str(cache.directory), f"w{w}", str(each)])
@@ -938,3 +973,25 @@ def test_parallel_writers_lose_no_update(cache: Store) -> None:
         assert proc.wait(30) == 0
     assert len(cache.entries()) == writers * each
     _assert_safe_file(cache)
+
+
+# ---------------------------------------------------------------- refusals (no secret)
+
+
+def test_a_refusal_is_remembered_with_its_expiry_and_no_secret(cache: store.Store) -> None:
+    from artifacts_keyring_nofuss.keys import REFUSAL
+
+    key = Key(SERVICE, "*", IDENTITY, REFUSAL)
+    cache.put_refusal(key, "DisablePatCreationPolicyViolation", "contoso")
+    assert cache.refusal(key) == "DisablePatCreationPolicyViolation"
+    assert cache.refusal(Key(SERVICE, "*", "azure_cli:bob@contoso.com", REFUSAL)) is None
+    assert cache.refusal(key, now=time.time() + store.REFUSAL_TTL + 1) is None
+    assert cache.refusals()[0][:2] == ("contoso", "DisablePatCreationPolicyViolation")
+    _assert_safe_file(cache)
+
+
+def test_a_file_without_refusals_reads_as_none(cache: store.Store) -> None:
+    _plant(cache, json.dumps({"version": store.FORMAT, "discovery": {}, "sessions": {}}))
+    assert cache.refusals() == []
+    cache.put_session(KEY, _entry())
+    assert cache.session(KEY, margin=0) is not None

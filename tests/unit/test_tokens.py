@@ -106,7 +106,7 @@ def test_from_secret_user_jwt() -> None:
     assert token.secret == secret
     assert token.user is True
     assert token.expires_on == 1_900_000_000  # the token's own exp wins
-    assert token.identity == f"{TENANT}/{USER_OID}"
+    assert token.identity == f"azure_cli:{TENANT}/{USER_OID}"  # source and claims
     assert token.who == "alice@contoso.com"
     assert token.source == "azure_cli"
 
@@ -116,7 +116,7 @@ def test_from_secret_app_jwt() -> None:
     token = Token.from_secret(secret, "azure_identity")
     assert token.user is False
     assert token.expires_on == 1_900_000_000
-    assert token.identity == f"{TENANT}/{APP_ID}"
+    assert token.identity == f"azure_identity:{TENANT}/{APP_ID}"
     assert token.who == APP_ID
 
 

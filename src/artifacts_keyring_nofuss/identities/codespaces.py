@@ -6,24 +6,28 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
-from artifacts_keyring_nofuss import config
+from artifacts_keyring_nofuss import local
 from artifacts_keyring_nofuss import log as _log
 from artifacts_keyring_nofuss.errors import SourceError
-from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
+from artifacts_keyring_nofuss.identities import Prepared, TokenRequest, Unavailable
 from artifacts_keyring_nofuss.identities.given import checked
 from artifacts_keyring_nofuss.tokens import Token
 
 HELPER_NAME = "ado-auth-helper"
 
 
-def helper_path() -> Path | None:
+def helper_path(environ: Mapping[str, str] | None = None) -> Path | None:
     """`~/ado-auth-helper` when it is an executable regular file of this user's."""
+    home = local.home(environ)
+    if home is None:
+        return None
+    path = home / HELPER_NAME
     try:
-        path = Path.home() / HELPER_NAME
         info = path.stat()
-    except (OSError, RuntimeError):
+    except OSError:
         return None
     if not stat.S_ISREG(info.st_mode) or not os.access(path, os.X_OK):
         return None
@@ -33,18 +37,21 @@ def helper_path() -> Path | None:
     return path
 
 
-class CodespacesSource:
-    name = "codespaces"
-    needs_discovery = True
+_NOT_HERE = f"no ~/{HELPER_NAME} (not a Codespace with ado-codespaces-auth)"
 
-    def cache_identity(self) -> str | None:
-        return None  # known only from the token; the session is looked up after it
+
+class CodespacesSource:
+    def prepare(self, request: TokenRequest) -> Prepared | Unavailable:
+        # Who signed in is known only from the token; its session is looked up after it.
+        if helper_path(request.settings.env) is None:
+            return Unavailable(_NOT_HERE)
+        return Prepared()
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        helper = helper_path()
+        helper = helper_path(request.settings.env)
         if helper is None:
-            return Unavailable(f"no ~/{HELPER_NAME} (not a Codespace with ado-codespaces-auth)")
-        timeout = min(config.az_timeout(), max(0.5, request.deadline.remaining()))
+            return Unavailable(_NOT_HERE)
+        timeout = min(request.settings.az_timeout, max(0.5, request.deadline.remaining()))
         _log.debug("codespaces: running %s get-access-token", helper)
         try:
             done = subprocess.run(
@@ -56,17 +63,19 @@ class CodespacesSource:
             )
         except subprocess.TimeoutExpired:
             raise SourceError(
-                f"~/{HELPER_NAME} did not answer in {timeout:.0f} s; reload the Codespace window"
+                f"~/{HELPER_NAME} did not answer in {timeout:.0f} s", "reload the Codespace window"
             ) from None
         except OSError as exc:
-            raise SourceError(f"cannot run ~/{HELPER_NAME}: {exc.strerror}") from None
+            raise SourceError(
+                f"cannot run ~/{HELPER_NAME}: {exc.strerror}", "reload the Codespace window"
+            ) from None
         if done.returncode != 0:
             lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
             said = _log.printable(lines[0][:200]) if lines else ""
             raise SourceError(
-                f"~/{HELPER_NAME} failed ({said or f'exit {done.returncode}'}); sign in to Azure "
-                "DevOps in the Codespace's ADO extension"
+                f"~/{HELPER_NAME} failed ({said or f'exit {done.returncode}'})",
+                "sign in to Azure DevOps in the Codespace's ADO extension",
             )
         lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
         secret = checked(lines[-1] if lines else "", f"~/{HELPER_NAME}'s answer")
-        return Token.from_secret(secret, self.name)
+        return Token.from_secret(secret, "codespaces")

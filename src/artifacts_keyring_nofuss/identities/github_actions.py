@@ -8,14 +8,19 @@ The tenant is AZURE_TENANT_ID, or the feed's own tenant from discovery.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import quote
 
 from artifacts_keyring_nofuss import endpoints
 from artifacts_keyring_nofuss import log as _log
+from artifacts_keyring_nofuss.devops import DEFAULT_SCOPE
 from artifacts_keyring_nofuss.errors import SourceError
-from artifacts_keyring_nofuss.identities import DEVOPS_SCOPE, TokenRequest, Unavailable
-from artifacts_keyring_nofuss.identities.azure_identity import first_line, workload_settings
+from artifacts_keyring_nofuss.identities import Prepared, TokenRequest, Unavailable
+from artifacts_keyring_nofuss.identities.azure_identity import (
+    configured_identity,
+    credential_options,
+    first_line,
+    workload_settings,
+)
 from artifacts_keyring_nofuss.tokens import Token
 
 REQUEST_URL_VAR = "ACTIONS_ID_TOKEN_REQUEST_URL"
@@ -28,26 +33,31 @@ def id_token_url(request_url: str) -> str:
     return f"{request_url}{separator}audience={quote(AUDIENCE, safe='')}"
 
 
-class GitHubActionsSource:
-    name = "github_actions"
-    needs_discovery = True
+_NOT_HERE = (
+    f"not a GitHub Actions job with `permissions: id-token: write` ({REQUEST_URL_VAR} is not set)"
+)
+_IDENTITY_VARS = (REQUEST_URL_VAR, "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST")
 
-    def cache_identity(self) -> str | None:
-        return None  # application tokens are never cached on disk
+
+class GitHubActionsSource:
+    def prepare(self, request: TokenRequest) -> Prepared | Unavailable:
+        env = request.settings.env
+        if not env.get(REQUEST_URL_VAR, "").strip() or not env.get(REQUEST_TOKEN_VAR, "").strip():
+            return Unavailable(_NOT_HERE)
+        return Prepared(configured_identity("github_actions", env, *_IDENTITY_VARS))
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        request_url = os.environ.get(REQUEST_URL_VAR, "").strip()
-        request_token = os.environ.get(REQUEST_TOKEN_VAR, "").strip()
+        env = request.settings.env
+        request_url = env.get(REQUEST_URL_VAR, "").strip()
+        request_token = env.get(REQUEST_TOKEN_VAR, "").strip()
         if not request_url or not request_token:
-            return Unavailable(
-                f"not a GitHub Actions job with `permissions: id-token: write` "
-                f"({REQUEST_URL_VAR} is not set)"
-            )
+            return Unavailable(_NOT_HERE)
         client_id, tenant, authority = workload_settings(request, "GitHub Actions OIDC")
         if not endpoints.is_github_oidc_url(request_url):
             raise SourceError(
                 f"{REQUEST_URL_VAR} does not point at GitHub's token service "
-                "(*.actions.githubusercontent.com); refusing to send the job's request token"
+                "(*.actions.githubusercontent.com): not sending the job's request token there",
+                f"unset {REQUEST_URL_VAR} unless GitHub Actions set it",
             )
         assertion = self._id_token(request, request_url, request_token)
         _log.debug("github_actions: got the job's ID token; exchanging it for app %s", client_id)
@@ -55,37 +65,46 @@ class GitHubActionsSource:
             from azure.identity import ClientAssertionCredential
 
             credential = ClientAssertionCredential(
-                tenant, client_id, lambda: assertion, authority=authority
+                tenant,
+                client_id,
+                lambda: assertion,
+                authority=authority,
+                **credential_options(request),
             )
             try:
-                access = credential.get_token(DEVOPS_SCOPE)
+                access = credential.get_token(DEFAULT_SCOPE)
             except Exception as exc:  # noqa: BLE001 - azure-identity raises many kinds
                 raise SourceError(
-                    f"Entra refused the GitHub ID token for app {client_id}: {first_line(exc)} "
-                    "(check the app's federated credential: issuer, subject and audience "
-                    f"{AUDIENCE})"
+                    f"Entra refused the GitHub ID token for app {client_id}: {first_line(exc)}",
+                    "check the app's federated credential: issuer, subject and audience "
+                    f"{AUDIENCE}",
                 ) from None
             finally:
                 credential.close()
-        return Token.from_secret(access.token, self.name, expires_on=access.expires_on)
+        identity = configured_identity("github_actions", request.settings.env, *_IDENTITY_VARS)
+        return Token.from_secret(
+            access.token, "github_actions", expires_on=access.expires_on, identity=identity
+        )
 
     def _id_token(self, request: TokenRequest, request_url: str, request_token: str) -> str:
         from artifacts_keyring_nofuss.http import Http
 
-        http = Http(request.deadline)
+        http = Http(request.deadline, request.settings.env)
         try:
             response = http.get(id_token_url(request_url), bearer=request_token)
         finally:
             http.close()
         if response.status != 200:
             raise SourceError(
-                f"GitHub's OIDC service answered {response.status}; does the job have "
-                "`permissions: id-token: write`?"
+                f"GitHub's OIDC service answered {response.status}",
+                "give the job `permissions: id-token: write`",
             )
         try:
             value = response.json().get("value")
         except (ValueError, AttributeError):
             value = None
         if not isinstance(value, str) or value.count(".") != 2:
-            raise SourceError("GitHub's OIDC service answered without an ID token")
+            raise SourceError(
+                "GitHub's OIDC service answered without an ID token", "re-run the job"
+            )
         return value

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from artifacts_keyring_nofuss import devops
 from artifacts_keyring_nofuss import log as _log
 from artifacts_keyring_nofuss.errors import FinalSourceError, SourceError
 from artifacts_keyring_nofuss.feeds import Feed, match_host, prefix_match, same_feed
-from artifacts_keyring_nofuss.identities import TokenRequest, Unavailable
+from artifacts_keyring_nofuss.identities import Prepared, TokenRequest, Unavailable
 from artifacts_keyring_nofuss.tokens import Token, describe_time
 
 TOKEN_VAR = "ARTIFACTS_KEYRING_NOFUSS_TOKEN"  # noqa: S105 - a name
@@ -51,11 +53,14 @@ def checked(secret: str, where: str) -> str:
     """The token as it will be sent, or SourceError saying what is wrong with `where`."""
     secret = secret.strip()
     if not secret:
-        raise SourceError(f"{where} is empty")
+        raise SourceError(f"{where} is empty", "put the token there, or unset it")
     if len(secret) > MAX_TOKEN_LENGTH:
-        raise SourceError(f"{where} is too long to be a token")
+        raise SourceError(f"{where} is too long to be a token", "put the token there, or unset it")
     if any(ch.isspace() or not ch.isprintable() for ch in secret) or not secret.isascii():
-        raise SourceError(f"{where} does not look like a token (spaces or control characters)")
+        raise SourceError(
+            f"{where} does not look like a token (spaces or control characters)",
+            "put the token alone there, or unset it",
+        )
     return secret
 
 
@@ -64,8 +69,8 @@ def as_is(secret: str, source: str, where: str) -> Token:
     token = Token.from_secret(checked(secret, where), source)
     if token.expired():
         raise GivenTokenExpired(
-            f"the token in {where} expired at {describe_time(token.expires_on)}; "
-            "put a fresh one there or unset it"
+            f"the token in {where} expired at {describe_time(token.expires_on)}",
+            "put a fresh one there or unset it",
         )
     who = token.who if token.who != "an opaque token" else f"the token in {where}"
     return Token(
@@ -75,7 +80,7 @@ def as_is(secret: str, source: str, where: str) -> Token:
         identity=token.identity,
         who=who,
         source=source,
-        as_is=True,
+        kind=devops.GIVEN,
     )
 
 
@@ -87,34 +92,32 @@ def read_token_file(path: Path, where: str) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise SourceError(f"cannot read {where}: {exc.strerror}") from None
+        raise SourceError(f"cannot read {where}: {exc.strerror}", "check the file") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SourceError(f"{where} is not a regular file")
+            raise SourceError(f"{where} is not a regular file", "write the token to a file")
         data = os.read(fd, MAX_TOKEN_LENGTH + 1)
     except OSError as exc:
-        raise SourceError(f"cannot read {where}: {exc.strerror}") from None
+        raise SourceError(f"cannot read {where}: {exc.strerror}", "check the file") from None
     finally:
         os.close(fd)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise SourceError(f"{where} is not text") from None
+        raise SourceError(f"{where} is not text", "write the token to it as text") from None
 
 
-def _first_set(names: tuple[str, ...]) -> tuple[str, str] | None:
+def _first_set(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
     for name in names:
-        value = os.environ.get(name)
+        value = env.get(name)
         if value is not None and value.strip():
             return name, value
     return None
 
 
 class _Given:
-    needs_discovery = False
-
-    def cache_identity(self) -> str | None:
-        return None  # nothing to cache: the token is already here
+    def prepare(self, request: TokenRequest) -> Prepared:
+        return Prepared()  # nothing to look up first: the token is already here
 
 
 class GivenTokenSource(_Given):
@@ -123,17 +126,18 @@ class GivenTokenSource(_Given):
     name = "token"
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        value = os.environ.get(TOKEN_VAR)
+        env = request.settings.env
+        value = env.get(TOKEN_VAR)
         if value is not None and value.strip():
             return as_is(value, self.name, TOKEN_VAR)
-        path = os.environ.get(TOKEN_FILE_VAR, "").strip()
+        path = env.get(TOKEN_FILE_VAR, "").strip()
         if path:
             where = f"{TOKEN_FILE_VAR} ({path})"
             if not Path(path).is_absolute():
-                raise SourceError(f"{where} must be an absolute path")
+                raise SourceError(f"{where} must be an absolute path", "give the file's full path")
             text = read_token_file(Path(path), where)
             if text is None:
-                raise SourceError(f"{where} does not exist")
+                raise SourceError(f"{where} does not exist", "write the token there, or unset it")
             return as_is(text, self.name, where)
         for secret_id in SECRET_IDS:
             candidate = SECRETS_DIR / secret_id
@@ -189,7 +193,7 @@ class ExternalEndpointsSource(_Given):
     name = "external_endpoints"
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        found = _first_set(EXTERNAL_ENDPOINTS_VARS)
+        found = _first_set(request.settings.env, EXTERNAL_ENDPOINTS_VARS)
         if found is None:
             return Unavailable(f"{EXTERNAL_ENDPOINTS_VARS[0]} is not set")
         var, text = found
@@ -219,11 +223,11 @@ class AccessTokenSource(_Given):
     name = "access_token"
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        found = _first_set(ACCESS_TOKEN_VARS)
+        found = _first_set(request.settings.env, ACCESS_TOKEN_VARS)
         if found is None:
             return Unavailable(f"{ACCESS_TOKEN_VARS[0]} is not set")
         var, secret = found
-        prefixes = _first_set(URI_PREFIXES_VARS)
+        prefixes = _first_set(request.settings.env, URI_PREFIXES_VARS)
         if prefixes is None:
             return Unavailable(f"{var} is set but {URI_PREFIXES_VARS[0]} is not", present=True)
         prefix_var, text = prefixes
@@ -259,10 +263,11 @@ class PipelineSource(_Given):
     name = "pipeline"
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        secret = os.environ.get(PIPELINE_TOKEN_VAR, "")
+        env = request.settings.env
+        secret = env.get(PIPELINE_TOKEN_VAR, "")
         if not secret.strip():
             return Unavailable(f"{PIPELINE_TOKEN_VAR} is not set (not a pipeline job mapping it)")
-        collection = os.environ.get(COLLECTION_URI_VAR, "").strip()
+        collection = env.get(COLLECTION_URI_VAR, "").strip()
         if not collection:
             return Unavailable(
                 f"{PIPELINE_TOKEN_VAR} is set but {COLLECTION_URI_VAR} is not", present=True
@@ -281,7 +286,7 @@ class DevopsPatSource(_Given):
     name = "devops_pat"
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        secret = os.environ.get(DEVOPS_PAT_VAR, "")
+        secret = request.settings.env.get(DEVOPS_PAT_VAR, "")
         if not secret.strip():
             return Unavailable(f"{DEVOPS_PAT_VAR} is not set")
         return as_is(secret, self.name, DEVOPS_PAT_VAR)

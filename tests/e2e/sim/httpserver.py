@@ -98,7 +98,9 @@ def json_response(
 
 
 def text_response(
-    status: int, text: str, content_type: str = "text/plain; charset=utf-8",
+    status: int,
+    text: str,
+    content_type: str = "text/plain; charset=utf-8",
     headers: list[tuple[str, str]] | None = None,
 ) -> Response:
     return Response(status, [("Content-Type", content_type), *(headers or [])], text.encode())
@@ -272,9 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         # Linger 0 turns close() into a TCP RST: the client sees a reset, not an answer.
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
 
 

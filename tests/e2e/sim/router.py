@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from . import jwts, world
+from .arm import ResourceManager
 from .credentials import identify, presented
 from .entra import Entra
 from .exchange import TokenService, is_token_host
@@ -32,6 +33,7 @@ class Services:
         self.oidc = OidcIssuer(state)
         self.plain = PlainIndex(state)
         self.github = GithubActions(state)
+        self.arm = ResourceManager(state)
 
 
 class Router:
@@ -70,6 +72,8 @@ class Router:
             return self.services.plain.handle(request)
         if host in (world.GITHUB_TOKEN_HOST, world.GITHUB_ISSUER_HOST):
             return self.services.github.handle(request)
+        if host == world.ARM_HOST:
+            return self.services.arm.handle(request)
         return not_found()
 
     def _classify(self, request: Request) -> str:
@@ -97,6 +101,8 @@ class Router:
             return "github_oidc" if segs[-1:] == ["idtoken"] else "other"
         if host == world.GITHUB_ISSUER_HOST:
             return "metadata"
+        if host == world.ARM_HOST:
+            return "arm"
         return "other"
 
     def round_trip(self) -> float:

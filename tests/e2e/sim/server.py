@@ -68,12 +68,35 @@ from .world import (
 )
 
 __all__ = [
-    "ALICE", "ALICE_PASSWORD", "AZURE_CLI_CLIENT_ID", "BOB", "BOB_PASSWORD", "CAROL",
-    "CAROL_PASSWORD", "CONTRIBUTOR", "DEVOPS_RESOURCE", "DEVOPS_SCOPE", "HOSTNAMES",
-    "MI_SYSTEM_CLIENT_ID", "MI_USER_CLIENT_ID", "ORG_CONTOSO", "ORG_FABRIKAM", "READER",
-    "SP_CONTOSO_CERT", "SP_CONTOSO_FEDERATED", "SP_CONTOSO_GITHUB", "SP_CONTOSO_SECRET",
-    "SP_CONTOSO_SECRET_VALUE", "SP_FABRIKAM_CERT", "SP_FABRIKAM_FEDERATED", "SP_FABRIKAM_SECRET",
-    "SP_FABRIKAM_SECRET_VALUE", "T_CONTOSO", "T_FABRIKAM", "Record", "Simulator",
+    "ALICE",
+    "ALICE_PASSWORD",
+    "AZURE_CLI_CLIENT_ID",
+    "BOB",
+    "BOB_PASSWORD",
+    "CAROL",
+    "CAROL_PASSWORD",
+    "CONTRIBUTOR",
+    "DEVOPS_RESOURCE",
+    "DEVOPS_SCOPE",
+    "HOSTNAMES",
+    "MI_SYSTEM_CLIENT_ID",
+    "MI_USER_CLIENT_ID",
+    "ORG_CONTOSO",
+    "ORG_FABRIKAM",
+    "READER",
+    "SP_CONTOSO_CERT",
+    "SP_CONTOSO_FEDERATED",
+    "SP_CONTOSO_GITHUB",
+    "SP_CONTOSO_SECRET",
+    "SP_CONTOSO_SECRET_VALUE",
+    "SP_FABRIKAM_CERT",
+    "SP_FABRIKAM_FEDERATED",
+    "SP_FABRIKAM_SECRET",
+    "SP_FABRIKAM_SECRET_VALUE",
+    "T_CONTOSO",
+    "T_FABRIKAM",
+    "Record",
+    "Simulator",
 ]
 
 HTTPS_PORT = 443
@@ -123,8 +146,11 @@ class Simulator:
             for cid, c in self._certs.items()
         }
         keys = Keys(
-            entra=jwts.new_signing_key(), devops=jwts.new_signing_key(),
-            oidc=jwts.new_signing_key(), github=jwts.new_signing_key(), certs=registered,
+            entra=jwts.new_signing_key(),
+            devops=jwts.new_signing_key(),
+            oidc=jwts.new_signing_key(),
+            github=jwts.new_signing_key(),
+            certs=registered,
         )
         state = SimState(keys, round_trip_from_environment())
         for secret in self._static_secrets():
@@ -170,7 +196,9 @@ class Simulator:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()
@@ -393,13 +421,22 @@ class Simulator:
         build_service = str(uuid.uuid5(uuid.NAMESPACE_URL, f"build-service/{target.guid}"))
         token = jwts.sign(
             self.state.keys.devops,
-            {"nameid": build_service, "scp": "app_token", "aui": jwts.new_guid(),
-             "sid": jwts.new_guid(), "iss": SESSION_ISSUER,
-             "aud": f"{SESSION_ISSUER}|vso:{target.guid}", "nbf": now, "exp": now + lifetime},
+            {
+                "nameid": build_service,
+                "scp": "app_token",
+                "aui": jwts.new_guid(),
+                "sid": jwts.new_guid(),
+                "iss": SESSION_ISSUER,
+                "aud": f"{SESSION_ISSUER}|vso:{target.guid}",
+                "nbf": now,
+                "exp": now + lifetime,
+            },
         )
         grant = PatGrant(
-            target.name.lower(), frozenset(scope.split()),
-            f"Project Collection Build Service ({target.name})", pipeline=True,
+            target.name.lower(),
+            frozenset(scope.split()),
+            f"Project Collection Build Service ({target.name})",
+            pipeline=True,
             valid_to=now + lifetime,
         )
         with self.state.lock:
@@ -479,8 +516,13 @@ class Simulator:
         forge: bool = False,
     ) -> str:
         return oidc.mint_assertion(
-            self.state, client_id, subject=subject, issuer=issuer, audience=audience,
-            lifetime=lifetime, forge=forge,
+            self.state,
+            client_id,
+            subject=subject,
+            issuer=issuer,
+            audience=audience,
+            lifetime=lifetime,
+            forge=forge,
         )
 
     def write_federated_assertion(
@@ -536,4 +578,3 @@ def _feed(name_or_guid: str) -> world.Feed:
         if wanted in (feed.name.lower(), feed.guid):
             return feed
     raise KeyError(f"no feed {name_or_guid!r}")
-

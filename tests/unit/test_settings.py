@@ -6,8 +6,46 @@ from pathlib import Path
 import pytest
 from keyring.util import platform_
 
-from artifacts_keyring_nofuss import config
+from artifacts_keyring_nofuss import settings as settings_module
 from artifacts_keyring_nofuss.errors import ConfigError
+from artifacts_keyring_nofuss.settings import Settings
+
+
+class config:
+    """The settings a lookup would read now, one field at a time."""
+
+    PROVIDER_VAR = settings_module.PROVIDER_VAR
+    AZ_TIMEOUT_VAR = settings_module.AZ_TIMEOUT_VAR
+    keyringrc_path = staticmethod(settings_module.keyringrc_path)
+
+    @staticmethod
+    def provider_setting() -> tuple[str | None, str]:
+        loaded = Settings.load()
+        return loaded.provider, loaded.provider_where
+
+    @staticmethod
+    def session_minutes() -> float:
+        return Settings.load().session_minutes
+
+    @staticmethod
+    def az_timeout() -> float:
+        return Settings.load().az_timeout
+
+    @staticmethod
+    def device_flow_timeout() -> float:
+        return Settings.load().device_flow_timeout
+
+    @staticmethod
+    def login_hint() -> str | None:
+        return Settings.load().login_hint
+
+    @staticmethod
+    def msal_authority() -> str | None:
+        return Settings.load().msal_authority
+
+    @staticmethod
+    def noninteractive() -> bool:
+        return Settings.load().noninteractive
 
 
 def _write_keyringrc(text: str) -> Path:
@@ -293,3 +331,110 @@ def test_msal_authority_refused(monkeypatch: pytest.MonkeyPatch, raw: str) -> No
     with pytest.raises(ConfigError) as caught:
         config.msal_authority()
     assert str(caught.value).startswith(f"{AUTHORITY_VAR}: ")
+
+
+def test_settings_are_a_snapshot_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings_module.PROVIDER_VAR, "azure_cli")
+    monkeypatch.setenv(settings_module.DEADLINE_VAR, "7")
+    loaded = Settings.load()
+    monkeypatch.setenv(settings_module.PROVIDER_VAR, "pipeline")
+    monkeypatch.setenv(settings_module.DEADLINE_VAR, "9")
+    assert (loaded.provider, loaded.deadline) == ("azure_cli", 7.0)
+    assert loaded.env[settings_module.PROVIDER_VAR] == "azure_cli"
+    with pytest.raises(TypeError):
+        loaded.env["X"] = "y"  # type: ignore[index]
+
+
+def test_never_prompting_is_a_copy_and_leaves_the_environment_alone() -> None:
+    loaded = Settings.load()
+    quiet = loaded.never_prompting()
+    assert quiet.noninteractive is True
+    assert loaded.noninteractive is False
+    assert settings_module.NONINTERACTIVE_VAR not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ARTIFACTS_KEYRING_NOFUSS_CACHE", "0"),
+        ("ARTIFACTS_KEYRING_NOFUSS_CACHE", "off"),
+        ("ARTIFACTS_CREDENTIALPROVIDER_SESSIONTOKENCACHE_ENABLED", "false"),
+    ],
+)
+def test_the_cache_switches(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    assert Settings.load().cache is True
+    monkeypatch.setenv(name, value)
+    assert Settings.load().cache is False
+
+
+# --- what a user's Entra token becomes, and the organisation's own client -------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [
+        ({}, "auto"),
+        ({"ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN": "session"}, "session"),
+        ({"ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN": " Entra "}, "entra"),
+        ({"ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS": "true"}, "entra"),
+        ({"ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS": "false"}, "auto"),
+        (
+            {
+                "ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN": "session",
+                "ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS": "true",
+            },
+            "session",  # ours wins
+        ),
+    ],
+)
+def test_the_user_token_mode(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], mode: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings.load().user_token == mode
+
+
+def test_the_user_token_mode_from_keyringrc() -> None:
+    path = settings_module.keyringrc_path()
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[artifacts_keyring_nofuss]\nuser_token = session\n", encoding="utf-8")
+    loaded = Settings.load()
+    assert loaded.user_token == "session"
+    assert str(path) in loaded.user_token_where
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN", "pat"),
+        ("ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN", "entra-ish"),
+        ("ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS", "maybe"),
+    ],
+)
+def test_a_bad_mode_names_the_choices(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        Settings.load()
+    assert name in caught.value.what
+    assert caught.value.fix is not None
+
+
+def test_the_client_id_is_a_guid(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.load().client_id is None
+    monkeypatch.setenv(
+        "ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID", " 11111111-2222-3333-4444-55555555AAAA "
+    )
+    assert Settings.load().client_id == "11111111-2222-3333-4444-55555555aaaa"
+
+
+@pytest.mark.parametrize("value", ["my-app", "--client=x", "11111111-2222-3333-4444", "a" * 36])
+def test_a_client_id_that_is_not_a_guid_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID", value)
+    with pytest.raises(ConfigError, match="ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID"):
+        Settings.load()

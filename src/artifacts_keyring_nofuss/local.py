@@ -1,0 +1,303 @@
+"""This machine: where our files live, where programs are found, and how files are read.
+
+Everything that differs between Linux, macOS and Windows, or that a local attacker could steer
+(a relative directory, the current directory on PATH, a FIFO or a link where a file should be),
+is decided here and nowhere else. Nothing here imports more than the standard library: the
+warm path uses it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+APP_DIR = "artifacts-keyring-nofuss"
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def home(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The user's home directory as an absolute path, or None: with HOME unset and no passwd
+    entry (a container run as an arbitrary uid) there is none, and nothing may then land
+    relative to the current directory."""
+    env = os.environ if environ is None else environ
+    value = env.get("USERPROFILE" if sys.platform == "win32" else "HOME", "")
+    if value:
+        found = Path(value)
+        return found if found.is_absolute() else None
+    try:
+        found = Path.home()
+    except (RuntimeError, KeyError, OSError):
+        return None
+    return found if found.is_absolute() else None
+
+
+def _absolute(value: str | None) -> Path | None:
+    if value and Path(value).is_absolute():
+        return Path(value)
+    return None
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the session-token cache lives (what platformdirs' user_cache_dir says; not
+    imported: it costs 17 ms on every warm lookup). None when no absolute one exists."""
+    env = os.environ if environ is None else environ
+    base = home(env)
+    if sys.platform == "win32":
+        local = _absolute(env.get("LOCALAPPDATA")) or (base and base / "AppData" / "Local")
+        return local / APP_DIR / "Cache" if local else None
+    if sys.platform == "darwin":
+        return base / "Library" / "Caches" / APP_DIR if base else None
+    root = _absolute(env.get("XDG_CACHE_HOME")) or (base and base / ".cache")
+    return root / APP_DIR if root else None
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the interactive sign-in lives: the data directory, which cleaners leave alone."""
+    env = os.environ if environ is None else environ
+    base = home(env)
+    if sys.platform == "win32":
+        local = _absolute(env.get("LOCALAPPDATA")) or (base and base / "AppData" / "Local")
+        return local / APP_DIR / "Data" if local else None
+    if sys.platform == "darwin":
+        return base / "Library" / "Application Support" / APP_DIR if base else None
+    root = _absolute(env.get("XDG_DATA_HOME")) or (base and base / ".local" / "share")
+    return root / APP_DIR if root else None
+
+
+def config_home(environ: Mapping[str, str] | None = None) -> Path | None:
+    """XDG_CONFIG_HOME, else ~/.config (pip, uv and keyring read their files there on Linux
+    and macOS)."""
+    env = os.environ if environ is None else environ
+    base = home(env)
+    return _absolute(env.get("XDG_CONFIG_HOME")) or (base and base / ".config")
+
+
+def find_on_path(names: tuple[str, ...], path: str | None = None) -> str | None:
+    """The first of `names` on PATH, never from the current directory or a relative entry.
+
+    Windows looks in the current directory first by default; a checked-out repository must not
+    be able to plant an `az.cmd` (or a `keyring`, or the program `exec` hands a token) there.
+    """
+    search = os.environ.get("PATH", "") if path is None else path
+    try:
+        cwd: Path | None = Path.cwd().resolve()
+    except OSError:
+        cwd = None
+    for entry in search.split(os.pathsep):
+        if not entry or not Path(entry).is_absolute():
+            continue
+        directory = Path(entry)
+        try:
+            if cwd is not None and directory.resolve() == cwd:
+                continue
+        except OSError:
+            continue
+        for name in names:
+            candidate = directory / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return None
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """A regular file's bytes when it has at most `limit` of them; None for anything else.
+
+    Never blocks (a FIFO planted where a file should be would hang the lookup), never reads
+    /dev/zero into memory. Links are followed: az's and Kubernetes' files are often links.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _read_all(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_own(path: Path, limit: int) -> bytes | None:
+    """A regular file of ours that nobody else may write (else they could plant what we read),
+    at most `limit` bytes; None for anything else. Never blocks; a link is followed (a config
+    directory may be one) but the file it leads to is what is checked."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        if sys.platform != "win32" and (
+            info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o022
+        ):
+            return None
+        return _read_all(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
+    return data if len(data) <= limit else None
+
+
+def private_problem(info: os.stat_result) -> str | None:
+    """Why a file of ours may not be trusted, or None: what a private file must be."""
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "owned by another user"
+    if sys.platform != "win32" and stat.S_IMODE(info.st_mode) & 0o077:
+        return "readable or writable by group or others"
+    return None
+
+
+class Unsafe(Exception):
+    """A private file that exists but may not be trusted; the message says why."""
+
+
+def read_private(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of ours that nobody else can read or write; None when it
+    does not exist; Unsafe (with the reason) for a link, a FIFO, a foreign or open file, or one
+    larger than `limit`. Never follows a link, never blocks."""
+    try:
+        fd = os.open(path, _READ_FLAGS | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Unsafe(exc.strerror or type(exc).__name__) from None
+    try:
+        problem = private_problem(os.fstat(fd))
+        if problem:
+            raise Unsafe(problem)
+        data = _read_all(fd, limit)
+    except OSError as exc:
+        raise Unsafe(exc.strerror or type(exc).__name__) from None
+    finally:
+        os.close(fd)
+    if data is None:
+        raise Unsafe("too large")
+    return data
+
+
+def private_directory(directory: Path) -> str | None:
+    """Make `directory` (and its parents) exist, ours and 0700; None when it is, else why it
+    cannot be used. A link, another user's directory, one others may enter, or one below a
+    directory anyone may rename things in is refused: what we put there would be theirs to
+    read or replace."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    exposed = exposed_ancestor(directory)
+    if exposed is not None:
+        return f"anyone can rename {exposed} (writable by all, without the sticky bit)"
+    return private_dir_problem(directory, tighten=True) or None
+
+
+# --- the rules for a directory and the files in it that hold secrets ---------------------------
+
+MISSING = "it does not exist"
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def private_dir_problem(directory: Path, tighten: bool) -> str:
+    """ "" when `directory` is a directory of ours, not a link, that only we can enter (made so
+    when `tighten` and it was looser); otherwise why it must not hold a secret."""
+    if sys.platform == "win32":
+        return ""  # the profile directory's ACL is the user's
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        return MISSING
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a directory"
+    if info.st_uid != os.getuid():
+        return "it belongs to another user"
+    if not stat.S_IMODE(info.st_mode) & 0o077:
+        return ""
+    if not tighten:
+        return "group or others can enter it"
+    try:
+        # Through a descriptor of the directory itself: the name may not be swapped for a link
+        # between the check and the change.
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NO_FOLLOW)
+        try:
+            if os.fstat(fd).st_ino != info.st_ino:
+                return "it changed while being checked"
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"group or others can enter it ({exc.strerror})"
+    return ""
+
+
+def exposed_ancestor(directory: Path) -> Path | None:
+    """A directory above `directory` that anyone may write to without the sticky bit (which
+    would keep them from renaming what is not theirs): whoever renames it, or anything below
+    it, can put a directory of theirs in our directory's place between a check and a write."""
+    if sys.platform == "win32":
+        return None
+    for parent in directory.parents:
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            return parent
+    return None
+
+
+def private_file_problem(path: Path) -> str:
+    """ "" when `path` does not exist, or is a regular file of ours (made 0600 if it was looser);
+    otherwise why it must not be written or read: a link (to a file the planter reads), a
+    FIFO, somebody else's file."""
+    if sys.platform == "win32":
+        return ""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "it is a symbolic link"
+        if exc.errno == errno.ENXIO:
+            return "it is not a regular file"
+        return exc.strerror or type(exc).__name__
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "it is not a regular file"
+        if info.st_uid != os.getuid():
+            return "it belongs to another user"
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    finally:
+        os.close(fd)
+    return ""
