@@ -10,12 +10,14 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from http import client as httpclient
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from .sim import world
 from .sim.azcli import az, az_login
 from .sim.exchange import parse_iso
 from .sim.netns import inside_namespace
-from .sim.server import Simulator
+from .sim.server import RTT_VAR, Simulator, round_trip_from_environment
 from .sim.wheels import build_wheel
 
 EXCHANGE = "https://vssps.dev.azure.com/contoso/_apis/Token/SessionTokens?api-version=5.0-preview.1"
@@ -983,6 +985,96 @@ def test_alternate_port(sim: Simulator, http: requests.Session) -> None:
     answer = http.get("https://pkgs.dev.azure.com:8443/contoso/_packaging/shared/pypi/simple/")
     assert answer.status_code == 401
     assert sim.requests()[0].port == 8443
+
+
+# --- the simulated network's latency ---------------------------------------------------------
+
+RTT = 0.1
+# What the machine itself adds on top (TLS in Python, a busy runner): never a whole round trip.
+SLACK = 0.09
+
+
+def _timed_get(conn: httpclient.HTTPConnection, path: str) -> tuple[float, int]:
+    started = time.monotonic()
+    conn.request("GET", path)
+    answer = conn.getresponse()
+    answer.read()
+    return time.monotonic() - started, answer.status
+
+
+def test_latency_a_new_connection_costs_three_round_trips_and_the_next_request_one(
+    sim: Simulator,
+) -> None:
+    sim.set_latency(RTT)
+    path = urllib.parse.urlsplit(world.SHARED_INDEX).path
+    tls = ssl.create_default_context(cafile=str(sim.ca_pem))
+    conn = httpclient.HTTPSConnection(world.FEED_HOST, 443, context=tls, timeout=10)
+    try:
+        first, first_status = _timed_get(conn, path)  # TCP, TLS, the request
+        second, second_status = _timed_get(conn, path)  # the same connection, kept alive
+    finally:
+        conn.close()
+    assert (first_status, second_status) == (401, 401)
+    assert 3 * RTT <= first < 3 * RTT + SLACK, first
+    assert RTT <= second < RTT + SLACK, second
+    one, two = sim.requests(kind="discovery")
+    assert one.connection == two.connection != 0
+    assert one.time - one.connected_at >= 3 * RTT
+    assert two.time - two.arrived >= RTT
+
+    plain = httpclient.HTTPConnection(world.FEED_HOST, 80, timeout=10)
+    try:
+        over_http, status = _timed_get(plain, path)  # TCP, the request: no TLS
+    finally:
+        plain.close()
+    assert status == 301
+    assert 2 * RTT <= over_http < 2 * RTT + SLACK, over_http
+
+    imds = httpclient.HTTPConnection(world.IMDS_ADDRESS, 80, timeout=10)
+    try:
+        local, _ = _timed_get(imds, "/metadata/identity/oauth2/token")
+    finally:
+        imds.close()
+    assert local < RTT, f"IMDS is on the machine itself, yet took {local:.3f} s"
+
+    sim.reset()  # back to the loopback as it is
+    conn = httpclient.HTTPSConnection(world.FEED_HOST, 443, context=tls, timeout=10)
+    try:
+        after_reset, _ = _timed_get(conn, path)
+    finally:
+        conn.close()
+    assert after_reset < RTT, after_reset
+
+
+def test_latency_from_the_environment(tmp_path: Path) -> None:
+    """AKN_SIM_RTT_MS is the latency a simulator starts with, and what reset() goes back to."""
+    code = (
+        "import sys; from pathlib import Path; from tests.e2e.sim.server import Simulator\n"
+        "with Simulator(Path(sys.argv[1])) as sim:\n"
+        "    before = sim.state.knobs.round_trip; sim.set_latency(0); sim.reset()\n"
+        "    print(before, sim.state.knobs.round_trip)\n"
+    )
+    # A namespace of its own: the session's simulator holds the ports.
+    env = {k: v for k, v in os.environ.items() if k != "AKN_E2E_NETNS"}
+    env["AKN_SIM_RTT_MS"] = "40"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.sim.netns", "--", sys.executable, "-c", code,
+         str(tmp_path / "sim")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0.04", "0.04"]
+
+
+@pytest.mark.parametrize("value", ["forty", "-5", "nan", "inf", "1e9"])
+def test_latency_from_the_environment_must_be_milliseconds(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RTT_VAR, value)
+    with pytest.raises(ValueError, match=r"want milliseconds of one round trip, 0 to 10000"):
+        round_trip_from_environment()
+    monkeypatch.setenv(RTT_VAR, " 12.5 ")
+    assert round_trip_from_environment() == 0.0125
 
 
 # --- the guard outside the namespace ------------------------------------------------------------

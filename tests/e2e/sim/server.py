@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import ssl
 import uuid
 from collections.abc import Iterable
@@ -100,6 +101,24 @@ __all__ = [
 
 HTTPS_PORT = 443
 ALT_HTTPS_PORT = 8443  # the same services on a non-default port, for "default port only" tests
+# Milliseconds of one round trip to the simulated internet hosts, for a whole run (the demo, a
+# manual session): read by the simulator when it starts; set_latency() changes it per test.
+RTT_VAR = "AKN_SIM_RTT_MS"
+
+
+def round_trip_from_environment() -> float:
+    """Seconds of one round trip that RTT_VAR asks for (0 when unset); a value that is not a
+    number of milliseconds from 0 to 10000 stops the simulator with a message that says so."""
+    raw = os.environ.get(RTT_VAR, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        milliseconds = float(raw)
+    except ValueError:
+        milliseconds = -1.0
+    if not 0 <= milliseconds <= 10_000:
+        raise ValueError(f"{RTT_VAR}={raw!r}: want milliseconds of one round trip, 0 to 10000")
+    return milliseconds / 1000
 
 
 class Simulator:
@@ -133,7 +152,7 @@ class Simulator:
             github=jwts.new_signing_key(),
             certs=registered,
         )
-        state = SimState(keys)
+        state = SimState(keys, round_trip_from_environment())
         for secret in self._static_secrets():
             state.remember(secret)
         self._state = state
@@ -243,6 +262,18 @@ class Simulator:
     def fail(self, host: str | None, path_regex: str, sequence: list[StepSpec]) -> None:
         """Inject failures; see faults.py for the step forms. host None/"*" means any host."""
         self.state.faults.add(host, path_regex, sequence)
+
+    def set_latency(self, round_trip: float) -> None:
+        """Seconds of one network round trip to every simulated internet host (feeds, token
+        service, Entra ID, GitHub, plain-index.example; not IMDS), until reset(): a new
+        connection costs the TCP and the TLS handshake (two round trips; plain HTTP one) and
+        every request one more, so a first request costs three round trips and the next one
+        on the same kept-alive connection one. 0 is the loopback as it is. reset() goes back
+        to AKN_SIM_RTT_MS (milliseconds) as it was when the simulator started, else to 0."""
+        if not 0 <= round_trip <= 10:
+            raise ValueError(f"a round trip of {round_trip} s? want 0 to 10")
+        with self.state.lock:
+            self.state.knobs.round_trip = float(round_trip)
 
     def set_policy(
         self,
