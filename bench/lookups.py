@@ -289,7 +289,7 @@ class Bench:
         total, base = statistics.median(totals), statistics.median(floor)
         self.floors[rtt] = base
         self.table.ratio("warm Azure lookup in a new process", "the foreign-URL floor (keyring "
-                         "alone)", rtt, total * 1000, base * 1000, "ms", 1.3 if rtt == 0 else None)
+                         "alone)", rtt, total * 1000, base * 1000, "ms", 1.15 if rtt == 0 else None)
         got = shape.pop() if len(shape) == 1 else (-1, -1)
         self.table.count("requests / connections of one warm lookup (the check: one "
                          "authenticated HEAD of the feed index)", rtt, got, (1, 1))

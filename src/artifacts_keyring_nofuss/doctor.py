@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import devops, identities
 from . import log as _log
@@ -20,6 +21,9 @@ from .errors import NofussError
 from .feeds import Feed, parse_feed_url
 from .settings import NONINTERACTIVE_VAR, Settings, keyringrc_path
 from .tokens import Token, describe_time
+
+if TYPE_CHECKING:
+    from .configure import UvAdvice
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 BACKEND_CLASS = "AzureArtifactsBackend"
@@ -301,16 +305,18 @@ def _client_settings(report: Report, feed: Feed) -> None:
             "`subprocess` (here, or keyring-provider in uv.toml / pyproject.toml)",
             f"ak-nofuss setup uv {feed.index_url}",
         )
-    elif not user:
-        report.add(
-            "uv",
-            WARN,
-            "keyring provider subprocess, but the URL has no username: uv asks keyring only "
-            'with one, or with `authenticate = "always"` on the index',
-            f"ak-nofuss setup uv {feed.index_url}",
-        )
+    elif (advice := _uv_advice(report.url, feed)) is not None:
+        report.add("uv", WARN, f"keyring provider subprocess, but {advice.what}", advice.fix)
     else:
         report.add("uv", OK, f"keyring provider subprocess, username {user!r} in the URL")
+
+
+def _uv_advice(url: str, feed: Feed) -> UvAdvice | None:
+    """What the index URL's form costs or breaks with uv (measured: bench/run), if anything."""
+    from .configure import uv_index_advice
+
+    text = url if "://" in url else "https://" + url
+    return uv_index_advice(text)
 
 
 def _username(url: str) -> str | None:

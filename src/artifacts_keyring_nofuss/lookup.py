@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import claims, devops, discovery, exchange, identities
+from . import claims, devops, discovery, identities
 from . import log as _log
 from . import trace as _trace
 from .cache import Cache, Memory
@@ -474,6 +474,8 @@ class _Lookup:
             if held.from_disk:
                 self.cache.remember(key, held.token)
             return held.token
+        from . import exchange  # the cold path only: a warm lookup never mints
+
         self.stage = _trace.EXCHANGE
         try:
             session = exchange.session_token(
