@@ -34,6 +34,8 @@ class Memory:
     discoveries: dict[tuple[str, str], Discovery] = field(default_factory=dict)
     # (feed host, org, scope) -> (message, until)
     failures: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict)
+    # Key.refusal -> the policy that refused to mint session tokens
+    refusals: dict[Key, str] = field(default_factory=dict)
 
     def recent_failure(self, feed: Feed) -> str | None:
         key = (feed.host, feed.org, feed.scope)
@@ -53,6 +55,7 @@ class Memory:
         self.tokens.clear()
         self.discoveries.clear()
         self.failures.clear()
+        self.refusals.clear()
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,23 @@ class Cache:
             return
         with self.disk.locked(key.digest(), wait) as held:
             yield held
+
+    # --- refusals: an organisation that mints no session token for an identity -------------
+
+    def refusal(self, found: Discovery, identity: str) -> str | None:
+        key = Key.refusal(found, identity)
+        policy = self.memory.refusals.get(key)
+        if policy is None and self.disk is not None:
+            policy = self.disk.refusal(key)
+            if policy is not None:
+                self.memory.refusals[key] = policy
+        return policy
+
+    def remember_refusal(self, found: Discovery, identity: str, policy: str, feed: Feed) -> None:
+        key = Key.refusal(found, identity)
+        self.memory.refusals[key] = policy
+        if self.disk is not None:
+            self.disk.put_refusal(key, policy, feed.org)
 
     # --- discovery -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from .tokens import Token, describe_time
 
 if TYPE_CHECKING:
     from .settings import Settings
+    from .signin import Record
     from .store import Store
 
 PROG = "ak-nofuss"
@@ -87,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
     login = commands.add_parser("login", help="sign in without az (browser or device code)")
     login.add_argument("url", metavar="URL", nargs="?", help="a feed, to sign in to its tenant")
     login.add_argument("--device-code", action="store_true", help="never open a browser")
+    login.add_argument(
+        "--write",
+        action="store_true",
+        help="with your organisation's own client (ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID): ask "
+        "for the publish scope too (an upload URL asks for it anyway)",
+    )
 
     commands.add_parser("logout", help="forget the sign-in and every cached session token")
 
@@ -223,26 +230,30 @@ def _login(args: argparse.Namespace) -> int:
 
     settings = Settings.load()
     tenant = None
+    write = bool(args.write)
     if args.url:
         feed = feed_of(args.url, hosts=settings.extra_hosts)
         tenant = _tenant_of(feed, settings)
+        write = write or feed.write
     authority = signin.authority_for(tenant, settings)
+    scopes = signin.scopes_for(settings, write)
     timeout = settings.device_flow_timeout
     with _log.hushed("msal"):
         session = signin.SignIn(authority, settings)
         if not args.device_code and _browser_available():
             sys.stderr.write(f"{PROG}: opening a browser to sign in to {authority} ...\n")
-            result = session.browser(timeout, settings.login_hint)
+            result = session.browser(timeout, settings.login_hint, scopes)
         else:
 
             def say(message: str) -> None:
                 sys.stderr.write(f"{PROG}: {message}\n")
                 sys.stderr.flush()
 
-            result = session.device_code(say, timeout)
+            result = session.device_code(say, timeout, scopes)
         record = session.record(result, authority)
     signin.save_record(record)
-    sys.stdout.write(f"signed in as {record.username} (tenant {record.tenant})\n")
+    granted = f", scopes {record.scopes}" if settings.client_id is not None else ""
+    sys.stdout.write(f"signed in as {record.username} (tenant {record.tenant}{granted})\n")
     if not session.encrypted:
         sys.stderr.write(
             f"{PROG}: note: this system offers no keyring to encrypt the sign-in; msal keeps it "
@@ -329,20 +340,36 @@ def _status(args: argparse.Namespace) -> int:
         }
         for e in sorted(entries, key=lambda e: (e.org, e.scope, e.expires_on))
     ]
+    refusals = [
+        {"organisation": org, "policy": policy, "until": describe_time(until)}
+        for org, policy, until in sorted(disk.refusals() if disk is not None else [])
+    ]
+    held = _scopes_held(record) if record is not None else []
     if args.json:
+        signed_in = None
+        if record is not None:
+            signed_in = {
+                "username": record.username,
+                "tenant": record.tenant,
+                "client_id": record.client_id,
+                "scopes": held,
+            }
         report = {
-            "signed_in": {"username": record.username, "tenant": record.tenant} if record else None,
+            "signed_in": signed_in,
             "cache": str(disk.directory) if disk is not None else None,
             "sessions": rows,
+            "session_tokens_refused": refusals,
         }
         sys.stdout.write(_log.redact_urls(json.dumps(report, indent=2)) + "\n")
         return EXIT_OK
-    lines = [
-        f"sign-in: {record.username} (tenant {record.tenant})"
-        if record
-        else "sign-in: none (`ak-nofuss login` signs in without az)",
-        f"cache: {disk.directory}" if disk is not None else "cache: off",
-    ]
+    if record is not None:
+        client = "" if record.client_id == signin.CLIENT_ID else f", client {record.client_id}"
+        sign_in = f"sign-in: {record.username} (tenant {record.tenant}{client}), scopes " + (
+            " ".join(held) or "(none held now)"
+        )
+    else:
+        sign_in = "sign-in: none (`ak-nofuss login` signs in without az)"
+    lines = [sign_in, f"cache: {disk.directory}" if disk is not None else "cache: off"]
     if rows:
         lines.append("session tokens (the tokens themselves are not shown):")
         lines += [
@@ -351,8 +378,25 @@ def _status(args: argparse.Namespace) -> int:
         ]
     else:
         lines.append("session tokens: none cached")
+    if refusals:
+        lines.append("organisations that refuse session tokens (Entra tokens are handed out):")
+        lines += [f"  {r['organisation']}  {r['policy']}  until {r['until']}" for r in refusals]
     sys.stdout.write(_log.redact_urls("\n".join(lines)) + "\n")
     return EXIT_OK
+
+
+def _scopes_held(record: Record) -> list[str]:
+    """The scopes msal holds tokens of for this sign-in; the recorded grant when msal's cache
+    cannot be read here."""
+    from . import signin
+    from .settings import Settings
+
+    try:
+        with _log.hushed("msal"):
+            session = signin.SignIn(record.authority, Settings.load(), record.client_id)
+            return session.scopes_held(record)
+    except Exception:  # noqa: BLE001 - status shows what it can; msal's cache is msal's
+        return record.scopes.split()
 
 
 # --- doctor and setup ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import log as _log
 from .errors import Failed
@@ -178,18 +179,66 @@ def _uv(feed: Feed, name: str) -> Plan:
         + top
         + "# [[tool.uv.index]]\n"
         + f'# name = "{name}"\n'
-        + f'# url = "{_index_url(feed)}"\n'
-        + '# authenticate = "always"   # asks keyring without a username (keyring >= 25.2.1)\n'
+        + f'# url = "{_with_user(_index_url(feed))}"\n'
+        + "# the username in the URL is what makes uv ask keyring, for the index and for the\n"
+        + '# files a uv.lock lists (not under the index URL: `authenticate = "always"` without\n'
+        + "# a username does not reach them, and `uv sync` from a lock fails with 401)\n"
         + f"# to publish: uv publish --index {name} --publish-url {_upload_url(feed)} "
         + f"--username {USERNAME} --keyring-provider subprocess\n"
     )
     return Plan(
         "uv",
-        "uv asks the `keyring` command on PATH before its first request, and only when the "
-        "index URL has a username",
+        "uv asks the `keyring` command on PATH once, before its first request, when the index "
+        "URL has a username: the fastest form that works for installs and for `uv sync` from "
+        "a lock",
         text,
         path=uv_config_path(),
     )
+
+
+@dataclass(frozen=True)
+class UvAdvice:
+    """What is wrong with the way uv is told about a feed, and what to write instead."""
+
+    what: str
+    fix: str
+
+
+def uv_index_advice(
+    url: str, *, authenticate: str | None = None, username_variable: str | None = None
+) -> UvAdvice | None:
+    """None when `url` (an index URL as written in uv.toml, pyproject.toml, UV_INDEX or
+    --index-url) is the form `setup uv` writes: a username and no password in it. Otherwise
+    what the form costs or breaks, and the URL to write instead. `authenticate` is the index's
+    `authenticate` setting, `username_variable` the name of a UV_INDEX_<NAME>_USERNAME that is
+    set for it. Reads nothing and runs nothing: what it says was measured with uv 0.13
+    (bench/run: uv sends every request under the index with the credential keyring gave it
+    before the first one; the feed's files live under the feed's id, not under the index URL,
+    so uv reaches them with the username it has for the host)."""
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return None
+    if parts.username or password:
+        return None  # the fastest form; a password in the URL never asks keyring at all
+    instead = f"put the username in the index URL: {_with_user(url.strip())}"
+    if username_variable:
+        return UvAdvice(
+            f"{username_variable} gives uv the username: uv sends the first requests with the "
+            "username alone, asks keyring only after their 401, and sends them again",
+            f"{instead} (and unset {username_variable})",
+        )
+    if (authenticate or "").strip().lower() == "always":
+        return UvAdvice(
+            '`authenticate = "always"` without a username: uv asks keyring only for URLs '
+            "under the index URL, and the feed's files are not under it: `uv sync` from a "
+            "uv.lock with an empty cache (a new clone, CI) fails with 401",
+            instead,
+        )
+    return UvAdvice("no username in the index URL: uv never asks keyring for it", instead)
 
 
 def _twine(feed: Feed, name: str) -> Plan:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import challenges, endpoints
+from . import endpoints
 from . import log as _log
 from .errors import DiscoveryError
 from .feeds import Feed
 
 if TYPE_CHECKING:
+    from .challenges import Challenge
     from .http import Network, Response
 
 
@@ -33,6 +34,8 @@ def interpret(feed: Feed, response: Response) -> Discovery:
             f"{feed.host} redirected the anonymous request instead of asking for sign-in",
             "check the feed URL",
         )
+    from . import challenges  # only when the feed is asked: a warm lookup reads the cache
+
     found = challenges.parse(response.header_values("WWW-Authenticate"))
     bearer = next((c for c in found if c.scheme == "bearer"), None)
     resource_tenant = (response.header("X-VSS-ResourceTenant") or "").strip().lower()
@@ -72,7 +75,7 @@ def interpret(feed: Feed, response: Response) -> Discovery:
     return result
 
 
-def _authority(bearer: challenges.Challenge | None) -> tuple[str, str | None]:
+def _authority(bearer: Challenge | None) -> tuple[str, str | None]:
     if bearer is None or "authorization_uri" not in bearer.params:
         return endpoints.DEFAULT_AUTHORITY, None
     return endpoints.login_authority(bearer.params["authorization_uri"].strip())

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import devops, identities
 from . import log as _log
@@ -20,6 +21,9 @@ from .errors import NofussError
 from .feeds import Feed, parse_feed_url
 from .settings import NONINTERACTIVE_VAR, Settings, keyringrc_path
 from .tokens import Token, describe_time
+
+if TYPE_CHECKING:
+    from .configure import UvAdvice
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 BACKEND_CLASS = "AzureArtifactsBackend"
@@ -301,16 +305,18 @@ def _client_settings(report: Report, feed: Feed) -> None:
             "`subprocess` (here, or keyring-provider in uv.toml / pyproject.toml)",
             f"ak-nofuss setup uv {feed.index_url}",
         )
-    elif not user:
-        report.add(
-            "uv",
-            WARN,
-            "keyring provider subprocess, but the URL has no username: uv asks keyring only "
-            'with one, or with `authenticate = "always"` on the index',
-            f"ak-nofuss setup uv {feed.index_url}",
-        )
+    elif (advice := _uv_advice(report.url, feed)) is not None:
+        report.add("uv", WARN, f"keyring provider subprocess, but {advice.what}", advice.fix)
     else:
         report.add("uv", OK, f"keyring provider subprocess, username {user!r} in the URL")
+
+
+def _uv_advice(url: str, feed: Feed) -> UvAdvice | None:
+    """What the index URL's form costs or breaks with uv (measured: bench/run), if anything."""
+    from .configure import uv_index_advice
+
+    text = url if "://" in url else "https://" + url
+    return uv_index_advice(text)
 
 
 def _username(url: str) -> str | None:
@@ -429,16 +435,32 @@ def _lookup(report: Report, feed: Feed, settings: Settings) -> Token | None:
             INFO,
             f"not needed: {token.source} gave {_KINDS[token.kind]}, used as it is",
         )
-    report.add(
-        "credential",
-        OK,
-        f"{_KINDS[token.kind]} for {token.who} from {token.source}"
-        + (f", scope {token.scope}" if token.scope else "")
-        + f", expires {describe_time(token.expires_on)}",
-    )
+    report.add("credential", OK, describe_credential(token))
     if rest:
         report.add("not asked", INFO, f"{', '.join(rest)} (an earlier source answered)")
     return token
+
+
+def describe_credential(token: Token) -> str:
+    """What pip will be handed: which kind of token, for whom, with which rights, until when."""
+    from . import claims
+
+    what = _KINDS[token.kind]
+    if token.kind == devops.GIVEN:
+        what += (
+            " (a JWT)" if claims.read_claims(token.secret) else " (a PAT, or another opaque token)"
+        )
+    scope = token.scope
+    if token.kind == devops.USER and scope in (None, devops.DEFAULT_SCOPE):
+        scope = "user_impersonation: everything the user may do in Azure DevOps"
+    elif token.kind == devops.APPLICATION:
+        scope = "what the application is granted in the organisation"
+    elif token.kind == devops.GIVEN:
+        scope = "whatever it was minted with"
+    return (
+        f"{what} for {token.who} from {token.source}, scope {scope}, expires "
+        f"{describe_time(token.expires_on)}"
+    )
 
 
 def _show(report: Report, step: _trace.Step, failed: bool) -> None:
@@ -468,6 +490,8 @@ def _show(report: Report, step: _trace.Step, failed: bool) -> None:
         report.add(name, FAIL, f"failed: {step.what}", step.fix)
     elif outcome == _trace.APPLIED:
         report.add(name, OK, step.what)
+    elif outcome == _trace.FELL_BACK:
+        report.add(name, WARN, step.what, step.fix)
     elif outcome in (_trace.NOT_HERE, _trace.SKIPPED, _trace.INFO):
         # Not this machine's way in: what would make it one, in the line itself.
         prefix = "does not apply: " if outcome == _trace.NOT_HERE else ""
@@ -493,6 +517,17 @@ def _feed_read(report: Report, feed: Feed, token: Token, settings: Settings) -> 
     )
     if status is None:
         report.add("feed", FAIL, f"could not reach {feed.index_url}", "check the network")
+    elif (refused(status) or status == 403) and _a_pat(token):
+        report.add(
+            "feed",
+            FAIL,
+            f"{feed.index_url} refused the handed-over PAT ({status}): global PATs (for all "
+            "organisations) stopped working on 2026-12-01, and a PAT also needs the Packaging "
+            "scope",
+            f"create an organisation-scoped PAT for {feed.org} with Packaging (Read) (Read & "
+            "write to publish) and hand that over, or let a sign-in answer instead (unset the "
+            f"variable {token.source} read)",
+        )
     elif refused(status) or status == 403:
         report.add(
             "feed",
@@ -513,6 +548,12 @@ def _feed_read(report: Report, feed: Feed, token: Token, settings: Settings) -> 
     else:
         report.accepted = True
         report.add("feed", OK, f"{feed.index_url} accepted the credential ({status})")
+
+
+def _a_pat(token: Token) -> bool:
+    from . import claims
+
+    return token.kind == devops.GIVEN and claims.read_claims(token.secret) is None
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -27,9 +27,57 @@ _ISO_TIME = re.compile(
 )
 
 
+class PolicyRefused(ExchangeError):
+    """The organisation's policy forbids minting tokens of this kind for users ("Restrict
+    personal access token creation"): the user's Entra token is what Azure DevOps still takes."""
+
+    def __init__(self, what: str, policy: str) -> None:
+        super().__init__(what)
+        self.policy = policy
+
+
+# How Azure DevOps names the policy that refuses session tokens: the error's type (typeKey or
+# typeName) when it has one, else its words. Seen as 400 and as 403, worded several ways.
+_POLICY_TYPES = re.compile(r"(?i)(\w{0,60}PatCreationPolicy\w{0,40})")
+_POLICY_WORDS = re.compile(
+    r"(?i)(?:polic(?:y|ies)\b.{0,80}\b(?:restrict|disabl|block|prohibit|not allow|forbid)\w*.{0,80}"
+    r"\b(?:personal access tokens?|PATs?)\b"
+    r"|\b(?:personal access tokens?|PATs?)\b.{0,80}\b(?:restricted|disabled|blocked|not allowed|"
+    r"forbidden)\b.{0,80}\bpolic(?:y|ies)\b)"
+)
+
+
+def policy_refusal(response: Response) -> str | None:
+    """The name of the organisation policy that refused the exchange, or None when the refusal
+    was something else (a bad token, a lifetime too long, TF401444, a busy service)."""
+    if response.status not in (400, 403):
+        return None
+    data = response.json()
+    if not isinstance(data, dict):
+        return None
+    for field in ("typeKey", "typeName", "errorCode"):
+        value = data.get(field)
+        if isinstance(value, str):
+            found = _POLICY_TYPES.search(value)
+            if found is not None:
+                name = found.group(1)
+                return name.removesuffix("Exception") or name
+    message = data.get("message")
+    if isinstance(message, str) and len(message) < 4096:
+        named = _POLICY_TYPES.search(message)
+        if named is not None:
+            return named.group(1).removesuffix("Exception")
+        if _POLICY_WORDS.search(" ".join(message.split())):
+            return "restrict personal access token creation"
+    return None
+
+
 def session_token(
     http: Network, feed: Feed, found: Discovery, bearer: Token, lifetime_minutes: float
 ) -> Token:
+    """A session token for the feed's scope, minted from `bearer`; BearerRefused (another
+    source may do better), PolicyRefused (the organisation mints none for users), or
+    ExchangeError."""
     url = found.authorization_endpoint + API
     valid_to = datetime.fromtimestamp(time.time() + lifetime_minutes * 60, tz=timezone.utc)
     body: dict[str, str] = {
@@ -38,16 +86,25 @@ def session_token(
         "validTo": valid_to.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _log.debug("exchange: asking %s for scope %s until %s", url, feed.scope, body["validTo"])
-    response = http.post_json(url, body, bearer.secret)
-    if response.status == 400:
+    # Minting is harmless to repeat (at most one more short-lived token): a connection that
+    # drops after sending is retried like a GET, within the deadline.
+    response = http.post_json(url, body, bearer.secret, replay_safe=True)
+    if response.status == 400 and policy_refusal(response) is None:
         # The organisation's policy caps session lifetimes; ask for its default instead.
         _log.debug("exchange: 400 for that lifetime, retrying with the service's default")
         del body["validTo"]
-        response = http.post_json(url, body, bearer.secret)
+        response = http.post_json(url, body, bearer.secret, replay_safe=True)
     return _read_answer(response, feed, bearer)
 
 
 def _read_answer(response: Response, feed: Feed, bearer: Token) -> Token:
+    policy = policy_refusal(response)
+    if policy is not None:
+        raise PolicyRefused(
+            f"the organisation {feed.org!r} does not let users mint session tokens (policy "
+            f"{policy!r}, HTTP {response.status})",
+            policy,
+        )
     if response.status == 401:
         message = _message(response)
         if "TF401444" in message:

@@ -13,10 +13,8 @@ check uses the standard library, with the same trust and proxies.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import json
-import random
 import ssl
 import time
 import urllib.error
@@ -335,6 +333,8 @@ class Http:
 
     def _pause(self, attempt: int, retry_after: str | None, why: str) -> bool:
         """Sleep before the next attempt; False when the deadline leaves no room for it."""
+        import random  # a retry is rare: not every process pays for the import
+
         delay = retry_after_seconds(retry_after)
         if delay is None:
             delay = BACKOFF * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
@@ -409,6 +409,8 @@ def retry_after_seconds(value: str | None) -> float | None:
     """Retry-After as seconds: a number, or an HTTP date. Garbage means 'not stated'."""
     if value is None or len(value) > 64:
         return None
+    import email.utils
+
     text = value.strip()
     if text.isdigit():
         return float(text)

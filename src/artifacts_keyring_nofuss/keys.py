@@ -17,6 +17,8 @@ from .discovery import Discovery
 from .feeds import Feed
 from .tokens import Token
 
+REFUSAL = "refusal"  # not a token: a remembered "this organisation mints none for you"
+
 
 @dataclass(frozen=True)
 class Key:
@@ -38,6 +40,12 @@ class Key:
             raise ValueError(f"tokens of kind {kind!r} are never cached")
         service = found.authorization_endpoint if kind == devops.SESSION else found.authority
         return cls(service=service, scope=scope, identity=identity, kind=kind)
+
+    @classmethod
+    def refusal(cls, found: Discovery, identity: str) -> Key:
+        """Where an organisation's refusal to mint session tokens for an identity is kept (its
+        policy's name; no token): the token service and the identity, whatever the scope."""
+        return cls(found.authorization_endpoint, "*", identity, REFUSAL)
 
     @classmethod
     def minting(cls, feed: Feed, identity: str) -> Key:

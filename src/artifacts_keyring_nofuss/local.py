@@ -123,6 +123,29 @@ def read_regular(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
+def read_own(path: Path, limit: int) -> bytes | None:
+    """A regular file of ours that nobody else may write (else they could plant what we read),
+    at most `limit` bytes; None for anything else. Never blocks; a link is followed (a config
+    directory may be one) but the file it leads to is what is checked."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        if sys.platform != "win32" and (
+            info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o022
+        ):
+            return None
+        return _read_all(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def _read_all(fd: int, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import claims, devops, discovery, exchange, identities
+from . import claims, devops, discovery, identities
 from . import log as _log
 from . import trace as _trace
 from .cache import Cache, Memory
@@ -26,7 +26,7 @@ from .deadline import Deadline
 from .errors import AlreadySaid, BearerRefused, FinalSourceError, NofussError, SourceError
 from .feeds import Feed
 from .keys import Key
-from .settings import Settings
+from .settings import AUTO, ENTRA, SESSION, USER_TOKEN_VAR, Settings
 from .tokens import Token, describe_time
 from .trace import Trace
 
@@ -34,6 +34,12 @@ if TYPE_CHECKING:
     from .http import Network
 
 EXTRA_HOSTS_SETTING = "ARTIFACTS_CREDENTIALPROVIDER_VSTS_HOSTS"
+# What to do about a broad Entra token handed out where session tokens are refused.
+LEAST_PRIVILEGE = (
+    "it can do all the user may do in Azure DevOps: for tokens that can only read packages, "
+    "ask an administrator for a packaging-only client (ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID, see "
+    "the README's User tokens)"
+)
 _KIND_NAMES = {
     devops.GIVEN: "a handed-over token",
     devops.USER: "a user token",
@@ -220,9 +226,11 @@ class _Lookup:
             return self._obtain(spec, source, found)
         known = self._discovery(network=False)
         if known is not None:
-            waiting = self._reuse(spec.name, identity, known, probe=True)
+            waiting = self._reuse(spec.name, identity, prepared.scope, known, probe=True)
             if waiting is not None:
                 return waiting
+            if not self._will_mint(known, identity):
+                return self._obtain(spec, source, known)
         # Parallel cold lookups (uv asks for many files at once) wait here while one of them
         # discovers and mints; half of what is left, for a stuck lock costs time, never the
         # install.
@@ -235,7 +243,7 @@ class _Lookup:
                 return None
             if held:
                 # Another process may have minted it while this one waited for the lock.
-                waiting = self._reuse(spec.name, identity, found, probe=False)
+                waiting = self._reuse(spec.name, identity, prepared.scope, found, probe=False)
                 if waiting is not None:
                     return waiting
             return self._obtain(spec, source, found)
@@ -247,7 +255,7 @@ class _Lookup:
         self.trace.add(_trace.SOURCE, name, outcome, got.reason, got.fix)
 
     def _reuse(
-        self, name: str, identity: str, found: discovery.Discovery, probe: bool
+        self, name: str, identity: str, scope: str, found: discovery.Discovery, probe: bool
     ) -> Token | None:
         """A credential this identity already has: a session token (this process's, or one on
         disk that the feed still takes), an application token, or a user token to exchange."""
@@ -271,7 +279,7 @@ class _Lookup:
             )
             return token
         for kind in (devops.APPLICATION, devops.USER):
-            held = self.cache.token(Key.expect(found, kind, devops.DEFAULT_SCOPE, identity))
+            held = self.cache.token(Key.expect(found, kind, scope, identity))
             if held is None:
                 continue
             token = held.token
@@ -286,7 +294,7 @@ class _Lookup:
             )
             if kind == devops.APPLICATION:
                 return token
-            return self._exchange(name, token, found)
+            return self._user_token(name, token, found)
         return None
 
     def _still_accepted(self, key: Key, token: Token) -> bool:
@@ -320,9 +328,55 @@ class _Lookup:
             return None
         if token.kind == devops.USER:
             self.cache.keep(token, found, self.feed)  # this process only: never on disk
-            return self._exchange(spec.name, token, found)
+            return self._user_token(spec.name, token, found)
         self.cache.keep(token, found, self.feed)
         return token
+
+    def _will_mint(self, found: discovery.Discovery, identity: str) -> bool:
+        """Would a user token of this identity be exchanged for a session token? Not when the
+        settings say Entra tokens, nor when the organisation refused before (then there is no
+        session token to wait for, and no lock to take)."""
+        mode = self.settings.user_token
+        if mode == ENTRA:
+            return False
+        return mode == SESSION or self.cache.refusal(found, identity) is None
+
+    def _user_token(self, name: str, bearer: Token, found: discovery.Discovery) -> Token | None:
+        """What a user's Entra token becomes: a session token, or the token itself (asked for
+        with a narrow scope already; the settings say so; the organisation refuses session
+        tokens)."""
+        if bearer.scope not in (None, devops.DEFAULT_SCOPE):
+            self.trace.add(
+                _trace.EXCHANGE,
+                name,
+                _trace.INFO,
+                f"not needed: the token is scoped to {bearer.scope} already; handed out as it is",
+            )
+            return bearer
+        mode = self.settings.user_token
+        if mode == ENTRA:
+            self.trace.add(
+                _trace.EXCHANGE,
+                name,
+                _trace.INFO,
+                f"not asked: {self.settings.user_token_where or USER_TOKEN_VAR} says Entra "
+                "tokens; the user's Entra token is handed out as it is",
+            )
+            return bearer
+        if mode == AUTO:
+            policy = self.cache.refusal(found, bearer.identity)
+            if policy is not None:
+                self.trace.add(
+                    _trace.EXCHANGE,
+                    name,
+                    _trace.FELL_BACK,
+                    f"not asked: organisation {self.feed.org!r} refused session tokens for "
+                    f"{bearer.who} (policy {policy!r}, remembered); the user's Entra token is "
+                    "handed out as it is",
+                    LEAST_PRIVILEGE,
+                )
+                return bearer
+        return self._exchange(name, bearer, found)
 
     def _ask(self, spec: identities.Spec, source: identities.Source) -> Token | None:
         """One source's answer: a token, or None (its reason in the trace)."""
@@ -420,11 +474,31 @@ class _Lookup:
             if held.from_disk:
                 self.cache.remember(key, held.token)
             return held.token
+        from . import exchange  # the cold path only: a warm lookup never mints
+
         self.stage = _trace.EXCHANGE
         try:
             session = exchange.session_token(
                 self.network, self.feed, found, bearer, self.settings.session_minutes
             )
+        except exchange.PolicyRefused as exc:
+            if self.settings.user_token != AUTO:
+                raise NofussError(
+                    exc.what,
+                    f"set {USER_TOKEN_VAR}=auto (or entra) to hand out the user's Entra token "
+                    "where session tokens are refused",
+                ) from None
+            self.cache.remember_refusal(found, bearer.identity, exc.policy, self.feed)
+            self.trace.add(
+                _trace.EXCHANGE,
+                name,
+                _trace.FELL_BACK,
+                f"{exc.what}: the user's Entra token is handed out as it is (Azure Artifacts "
+                "takes it); remembered, so later lookups do not ask",
+                LEAST_PRIVILEGE,
+            )
+            self.stage = _trace.SOURCE
+            return bearer
         except BearerRefused as exc:
             self.trace.add(
                 _trace.EXCHANGE,

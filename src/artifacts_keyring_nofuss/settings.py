@@ -32,6 +32,13 @@ NONINTERACTIVE_VAR = "ARTIFACTS_KEYRING_NONINTERACTIVE_MODE"
 DEVICE_FLOW_TIMEOUT_VAR = "ARTIFACTS_CREDENTIALPROVIDER_DEVICEFLOWTIMEOUTSECONDS"
 LOGIN_HINT_VAR = "ARTIFACTS_CREDENTIALPROVIDER_MSAL_LOGIN_HINT"
 MSAL_AUTHORITY_VAR = "ARTIFACTS_CREDENTIALPROVIDER_MSAL_AUTHORITY"
+USER_TOKEN_VAR = "ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN"  # noqa: S105 - a name
+RETURN_ENTRA_VAR = "ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS"
+CLIENT_ID_VAR = "ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID"
+# What a user's Entra token becomes: a session token (scoped to the URL), the Entra token
+# itself, or a session token unless the organisation's policy refuses to mint one.
+SESSION, ENTRA, AUTO = "session", "entra", "auto"
+USER_TOKEN_MODES = (SESSION, ENTRA, AUTO)
 
 # A working day: one `az` call a day on a developer's machine. An organisation whose policy
 # caps lifetimes lower answers 400, and the exchange then takes the service's default.
@@ -60,12 +67,16 @@ class Settings:
     login_hint: str | None
     msal_authority: str | None  # validated like a discovered authority
     extra_hosts: tuple[str, ...]  # hosts declared as Azure DevOps (Server): handed-over only
+    user_token: str = AUTO  # SESSION, ENTRA or AUTO
+    user_token_where: str = ""  # where that was set, for messages
+    client_id: str | None = None  # the organisation's own public client, for narrow scopes
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings now; ConfigError (what is wrong, and how to fix it) for a bad value."""
         env: Mapping[str, str] = MappingProxyType(dict(os.environ if environ is None else environ))
         provider, where = _provider(env)
+        user_token, user_token_where = _user_token(env)
         return cls(
             env=env,
             provider=provider,
@@ -83,6 +94,9 @@ class Settings:
             login_hint=env.get(LOGIN_HINT_VAR, "").strip() or None,
             msal_authority=_msal_authority(env),
             extra_hosts=feeds.extra_hosts(env),
+            user_token=user_token,
+            user_token_where=user_token_where,
+            client_id=_client_id(env),
         )
 
     def never_prompting(self) -> Settings:
@@ -129,6 +143,46 @@ def _provider(env: Mapping[str, str]) -> tuple[str | None, str]:
     if value is not None and value.strip():
         return value.strip(), where
     return None, ""
+
+
+def _user_token(env: Mapping[str, str]) -> tuple[str, str]:
+    """(mode, where it was set): ours, else the official provider's switch, else keyringrc."""
+    value = env.get(USER_TOKEN_VAR, "").strip().lower()
+    where = USER_TOKEN_VAR
+    if not value:
+        official = env.get(RETURN_ENTRA_VAR, "").strip().lower()
+        if official in _TRUE:
+            return ENTRA, RETURN_ENTRA_VAR
+        if official and official not in _FALSE:
+            raise ConfigError(
+                f"{RETURN_ENTRA_VAR}={official!r} is neither true nor false", "set true or false"
+            )
+        found, where = _from_keyringrc("user_token")
+        value = (found or "").strip().lower()
+    if not value:
+        return AUTO, ""
+    if value not in USER_TOKEN_MODES:
+        raise ConfigError(
+            f"{where}={value!r} is not a mode", f"use one of: {', '.join(USER_TOKEN_MODES)}"
+        )
+    return value, where
+
+
+def _client_id(env: Mapping[str, str]) -> str | None:
+    value = env.get(CLIENT_ID_VAR, "").strip().lower()
+    if not value:
+        found, _ = _from_keyringrc("client_id")
+        value = (found or "").strip().lower()
+    if not value:
+        return None
+    from .endpoints import is_guid
+
+    if not is_guid(value):
+        raise ConfigError(
+            f"{CLIENT_ID_VAR}={value!r} is not an application (client) id",
+            "give the GUID of your organisation's app registration, or unset it",
+        )
+    return value
 
 
 def _number(

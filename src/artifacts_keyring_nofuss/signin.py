@@ -15,13 +15,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import local
 from . import log as _log
-from .devops import DEFAULT_SCOPE
+from .devops import DEFAULT_SCOPE, RESOURCE
 from .errors import NofussError, SourceError
 from .settings import DEVICE_FLOW_TIMEOUT_VAR, Settings
 from .tokens import Token
@@ -50,16 +50,40 @@ def data_dir() -> Path | None:
     return local.data_dir()
 
 
+# The organisation's own public client (ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID) may be granted the
+# delegated Azure DevOps permissions for packages alone: tokens that can read (and publish)
+# packages and nothing else. The first-party client above cannot ask for them (AADSTS65002).
+READ_SCOPE = f"{RESOURCE}/vso.packaging"
+WRITE_SCOPE = f"{RESOURCE}/vso.packaging_write"
+
+
+def client_for(settings: Settings) -> str:
+    return settings.client_id or CLIENT_ID
+
+
+def scopes_for(settings: Settings, write: bool) -> list[str]:
+    """What a sign-in asks Entra for: the narrow packaging scope (read, or write for an upload
+    URL) with the organisation's own client, never `.default`; `.default` (user_impersonation)
+    with the first-party client, which can ask for nothing narrower."""
+    if settings.client_id is None:
+        return [DEFAULT_SCOPE]
+    return [WRITE_SCOPE if write else READ_SCOPE]
+
+
 @dataclass(frozen=True)
 class Record:
     home_account_id: str  # "{object id}.{home tenant}": msal's account key
     username: str
     tenant: str  # the tenant signed in to
     authority: str
+    client_id: str = CLIENT_ID  # the public client signed in with
+    scopes: str = ""  # what the sign-in was granted (space-separated), for `status`
 
     @property
     def identity(self) -> str:
-        return f"interactive:{self.home_account_id}"
+        if self.client_id == CLIENT_ID:
+            return f"interactive:{self.home_account_id}"
+        return f"interactive:{self.client_id}:{self.home_account_id}"
 
 
 def load_record() -> Record | None:
@@ -82,11 +106,20 @@ def load_record() -> Record | None:
         return None
     try:
         data = json.loads(raw.decode("utf-8"))
-        record = Record(**{k: data[k] for k in Record.__dataclass_fields__})
+        required = ("home_account_id", "username", "tenant", "authority")
+        record = Record(
+            **{k: data[k] for k in required},
+            # Written by a version that signed in with the first-party client only.
+            client_id=data.get("client_id", CLIENT_ID),
+            scopes=data.get("scopes", DEFAULT_SCOPE),
+        )
     except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
         _log.debug("sign-in: ignoring an unreadable %s", RECORD_FILE)
         return None
-    if not all(isinstance(v, str) and v for v in asdict(record).values()):
+    values = asdict(record)
+    if not all(isinstance(v, str) for v in values.values()):
+        return None
+    if not all(values[k] for k in ("home_account_id", "username", "tenant", "authority")):
         return None
     return record
 
@@ -193,7 +226,7 @@ def persistence(directory: Path) -> tuple[Any, bool]:
 class SignIn:
     """An msal public client on a persistent cache, for one authority."""
 
-    def __init__(self, authority: str, settings: Settings) -> None:
+    def __init__(self, authority: str, settings: Settings, client_id: str | None = None) -> None:
         import msal
         from msal_extensions import PersistedTokenCache
 
@@ -201,8 +234,9 @@ class SignIn:
 
         self.directory = _private_dir()
         self.persistence, self.encrypted = persistence(self.directory)
+        self.client_id = client_id or client_for(settings)
         self.app = msal.PublicClientApplication(
-            CLIENT_ID,
+            self.client_id,
             authority=authority,
             token_cache=PersistedTokenCache(self.persistence),
             http_client=requests_session(settings.env),
@@ -212,19 +246,21 @@ class SignIn:
     def cache_location(self) -> str:
         return str(self.persistence.get_location())
 
-    def silent(self, record: Record) -> dict[str, Any] | None:
+    def silent(self, record: Record, scopes: list[str]) -> dict[str, Any] | None:
         accounts = [
             a for a in self.app.get_accounts() if a.get("home_account_id") == record.home_account_id
         ]
         if not accounts:
             return None
-        result = self.app.acquire_token_silent([DEFAULT_SCOPE], account=accounts[0])
+        result = self.app.acquire_token_silent(scopes, account=accounts[0])
         if isinstance(result, dict) and result.get("access_token"):
             return result
         return None
 
-    def device_code(self, say: Callable[[str], None], timeout: float) -> dict[str, Any]:
-        flow = self.app.initiate_device_flow(scopes=[DEFAULT_SCOPE])
+    def device_code(
+        self, say: Callable[[str], None], timeout: float, scopes: list[str]
+    ) -> dict[str, Any]:
+        flow = self.app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             raise SourceError(f"Entra did not start a device-code sign-in: {_error(flow)}")
         say(_log.printable(str(flow.get("message") or "")))
@@ -234,14 +270,14 @@ class SignIn:
         )
         return self._checked(result, timeout)
 
-    def browser(self, timeout: float, login_hint: str | None) -> dict[str, Any]:
+    def browser(self, timeout: float, login_hint: str | None, scopes: list[str]) -> dict[str, Any]:
         import msal
 
         # A RuntimeError subclass; older msal versions raise a plain RuntimeError.
         timed_out = getattr(msal, "BrowserInteractionTimeoutError", RuntimeError)
         try:
             result = self.app.acquire_token_interactive(
-                [DEFAULT_SCOPE],
+                scopes,
                 prompt="select_account",
                 login_hint=login_hint,
                 timeout=max(1, int(timeout)),
@@ -275,17 +311,46 @@ class SignIn:
                     username=str(account.get("username") or claims.get("preferred_username")),
                     tenant=str(tid or authority.rsplit("/", 1)[-1]),
                     authority=authority,
+                    client_id=self.client_id,
+                    scopes=_granted(result),
                 )
         raise SourceError("the sign-in gave no account to remember")
 
+    def scopes_held(self, record: Record) -> list[str]:
+        """The Azure DevOps scopes msal holds tokens of for this sign-in (what it was granted,
+        the write scope included once a publish asked for it)."""
+        import msal
 
-def token_from(result: dict[str, Any], source: str, identity: str) -> Token:
-    """The token msal gave for the account `identity` names (msal matched it by account)."""
+        found: set[str] = set()
+        entries = self.app.token_cache.find(
+            msal.TokenCache.CredentialType.ACCESS_TOKEN,
+            query={"home_account_id": record.home_account_id, "client_id": self.client_id},
+        )
+        for entry in entries:
+            target = entry.get("target")
+            if isinstance(target, str):
+                found.update(s for s in target.split() if s.lower().startswith(RESOURCE + "/"))
+        return sorted(found) or record.scopes.split()
+
+
+def _granted(result: dict[str, Any]) -> str:
+    scope = result.get("scope")
+    if isinstance(scope, list):
+        scope = " ".join(str(s) for s in scope)
+    if not isinstance(scope, str):
+        return ""
+    return " ".join(s for s in scope.split() if s.lower().startswith(RESOURCE + "/"))[:500]
+
+
+def token_from(result: dict[str, Any], source: str, identity: str, scopes: list[str]) -> Token:
+    """The token msal gave for the account `identity` names (msal matched it by account), for
+    the scopes asked (what it is kept under)."""
     expires_in = result.get("expires_in")
     stated = time.time() + expires_in if isinstance(expires_in, int | float) else None
-    return Token.from_secret(
+    token = Token.from_secret(
         str(result["access_token"]), source, expires_on=stated, identity=identity
     )
+    return replace(token, scope=" ".join(scopes))
 
 
 def _error(result: Any) -> str:

@@ -30,6 +30,9 @@ FILE_NAME = "sessions.json"
 FORMAT = 2
 MAX_FILE = 1024 * 1024
 DISCOVERY_TTL = 24 * 3600
+# An organisation that refused to mint session tokens for an identity is asked again after
+# this long (a lifted policy is noticed within the day; meanwhile Entra tokens work).
+REFUSAL_TTL = 12 * 3600
 # The longest any lock is waited for (never longer than the lookup's deadline allows).
 LOCK_TIMEOUT = 90.0
 # A stuck writer holds a write no longer than this (nor a quarter of what the lookup has left);
@@ -38,6 +41,8 @@ LOCK_TIMEOUT = 90.0
 WRITE_LOCK_WAIT = 2.0
 _MAX_STAMP = 10**12  # far beyond any real expiry, far below float's limits
 _SECTIONS = ("discovery", "sessions")
+# Added later: a file without it is read as having none.
+_OPTIONAL = ("refusals",)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class Store:
     def load(self) -> dict[str, Any]:
         data = self._read()
         if data is None:
-            return {"version": FORMAT, **{name: {} for name in _SECTIONS}}
+            return {"version": FORMAT, **{name: {} for name in (*_SECTIONS, *_OPTIONAL)}}
         return data
 
     def _read(self) -> dict[str, Any] | None:
@@ -90,6 +95,9 @@ class Store:
         ):
             _log.debug("cache: %s has an unknown layout; it will be replaced", self.path)
             return None
+        for name in _OPTIONAL:
+            if not isinstance(data.get(name), dict):
+                data[name] = {}
         return data
 
     def discovery(
@@ -120,6 +128,33 @@ class Store:
         if entry.expires_on - margin <= (time.time() if now is None else now):
             return None
         return entry
+
+    def refusal(self, key: Key, now: float | None = None) -> str | None:
+        """The policy that refused to mint session tokens for this key, while remembered."""
+        entry = self.load()["refusals"].get(key.digest())
+        if not isinstance(entry, dict):
+            return None
+        policy, expires = entry.get("policy"), entry.get("expires")
+        if not isinstance(policy, str) or not _number(expires):
+            return None
+        if expires <= (time.time() if now is None else now):
+            return None
+        return _log.printable(policy)[:100]
+
+    def put_refusal(self, key: Key, policy: str, org: str) -> None:
+        """Remember a refusal (no secret: the policy's name, the organisation, when to forget)."""
+        value = {"policy": policy[:100], "org": org, "expires": time.time() + REFUSAL_TTL}
+        self._update(lambda data: data["refusals"].__setitem__(key.digest(), value))
+
+    def refusals(self) -> list[tuple[str, str, float]]:
+        """(organisation, policy, until) of every refusal remembered, for `status`."""
+        found = []
+        for entry in self.load()["refusals"].values():
+            if isinstance(entry, dict) and _number(entry.get("expires")):
+                org, policy = entry.get("org"), entry.get("policy")
+                if isinstance(org, str) and isinstance(policy, str):
+                    found.append((org, policy, float(entry["expires"])))
+        return found
 
     def entries(self) -> list[Entry]:
         found = (_entry(raw) for raw in self.load()["sessions"].values())
@@ -242,8 +277,9 @@ def _prune(data: dict[str, Any]) -> None:
     data["sessions"] = {
         k: v for k, v in data["sessions"].items() if (e := _entry(v)) and e.expires_on > now
     }
-    data["discovery"] = {
-        k: v
-        for k, v in data["discovery"].items()
-        if isinstance(v, dict) and _number(v.get("expires")) and v["expires"] > now
-    }
+    for name in ("discovery", "refusals"):
+        data[name] = {
+            k: v
+            for k, v in data.get(name, {}).items()
+            if isinstance(v, dict) and _number(v.get("expires")) and v["expires"] > now
+        }

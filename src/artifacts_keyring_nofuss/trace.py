@@ -20,6 +20,7 @@ EXPIRED = "expired"  # its token had expired
 SKIPPED = "skipped"  # not asked, and why
 STOPPED = "stopped"  # a failure that ends the lookup: nothing later may paper over it
 INFO = "info"  # something worth knowing on the way (a refused cached token, dropped)
+FELL_BACK = "fell back"  # the organisation refused session tokens: the Entra token instead
 
 # Stages.
 SETTINGS = "settings"

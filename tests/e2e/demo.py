@@ -65,8 +65,15 @@ class Demo:
                 text = text.replace(secret, f"{secret[:10]}…<{len(secret)} chars>")
         return text
 
-    def run(self, cmd: Sequence[str], *, expect_ok: bool = True, shown: str | None = None,
-            cwd: Path | None = None, only: str | None = None) -> str:
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        expect_ok: bool = True,
+        shown: str | None = None,
+        cwd: Path | None = None,
+        only: str | None = None,
+    ) -> str:
         if shown is None:
             shown = shlex.join([Path(cmd[0]).name, *cmd[1:]]).replace(str(self.work), "$TMP")
         print(f"   $ {shown}")
@@ -86,7 +93,7 @@ class Demo:
         return done.stdout
 
     def server_view(self) -> None:
-        records = self.sim.requests()[self.seen:]
+        records = self.sim.requests()[self.seen :]
         self.seen += len(records)
         if not records:
             print(f"   {dim('server saw: no request at all')}")
@@ -106,16 +113,17 @@ def describe(r: Record) -> str:
     if r.grant_type:
         extra.append(f"grant={r.grant_type}")
     path = r.path if len(r.path) <= 64 else r.path[:61] + "..."
-    return (
-        f"{r.method:<4} {r.host:<28} {path:<64} {r.status}  {r.kind:<9} {who}"
-        + (f"  {' '.join(extra)}" if extra else "")
+    return f"{r.method:<4} {r.host:<28} {path:<64} {r.status}  {r.kind:<9} {who}" + (
+        f"  {' '.join(extra)}" if extra else ""
     )
 
 
 def main() -> int:
     if not inside_namespace():
-        print("run me through ./scripts/demo (it makes the private network namespace)",
-              file=sys.stderr)
+        print(
+            "run me through ./scripts/demo (it makes the private network namespace)",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory(prefix="nofuss-demo-") as tmp:
         work = Path(tmp)
@@ -129,63 +137,124 @@ def main() -> int:
 def tour(demo: Demo) -> int:
     py_bin = Path(sys.executable).parent
     print(bold("artifacts-keyring-nofuss: a tour against a simulated Azure DevOps"))
-    print(dim("   pkgs.dev.azure.com, vssps.dev.azure.com and login.microsoftonline.com answer on "
-              "127.0.0.1 in a private network namespace, over HTTPS with a throwaway CA."))
-    print(dim("   The backend is the installed wheel; keyring is a uv tool with it, as users"
-              " have it."))
+    print(
+        dim(
+            "   pkgs.dev.azure.com, vssps.dev.azure.com and login.microsoftonline.com answer on "
+            "127.0.0.1 in a private network namespace, over HTTPS with a throwaway CA."
+        )
+    )
+    print(
+        dim(
+            "   The backend is the installed wheel; keyring is a uv tool with it, as users have it."
+        )
+    )
 
-    demo.step("Sign in the way a developer does: az login",
-              "The fake az keeps its state in ~/.azure and gets tokens from the simulated"
-              " Entra ID.")
+    demo.step(
+        "Sign in the way a developer does: az login",
+        "The fake az keeps its state in ~/.azure and gets tokens from the simulated Entra ID.",
+    )
     az_login(demo.env, world.ALICE)
     print(f"   $ az login --username {world.ALICE} --password ******")
     demo.server_view()
 
-    demo.step("keyring get <feed> VssSessionToken (what uv runs)",
-              "One anonymous GET finds the tenant and token service; az gives Alice's Entra token;"
-              " it is exchanged for a read-only session token.")
+    demo.step(
+        "keyring get <feed> VssSessionToken (what uv runs)",
+        "One anonymous GET finds the tenant and token service; az gives Alice's Entra token;"
+        " it is exchanged for a read-only session token.",
+    )
     demo.run(["keyring", "get", world.SHARED_INDEX, "VssSessionToken"])
 
-    demo.step("pip install, keyring in subprocess mode, no username in the URL",
-              "pip >= 26.2 asks `keyring --mode=creds` after the feed's 401.")
-    demo.run([str(py_bin / "pip"), "install", "-q", "--no-cache-dir", "--target",
-              str(demo.work / "pip-target"), "--keyring-provider", "subprocess",
-              "--index-url", world.SHARED_INDEX, "tinyapp"])
+    demo.step(
+        "pip install, keyring in subprocess mode, no username in the URL",
+        "pip >= 26.2 asks `keyring --mode=creds` after the feed's 401.",
+    )
+    demo.run(
+        [
+            str(py_bin / "pip"),
+            "install",
+            "-q",
+            "--no-cache-dir",
+            "--target",
+            str(demo.work / "pip-target"),
+            "--keyring-provider",
+            "subprocess",
+            "--index-url",
+            world.SHARED_INDEX,
+            "tinyapp",
+        ]
+    )
 
-    demo.step("uv pip install with __token__@ in the index URL",
-              "uv asks keyring before its first request; it needs a username to ask.")
-    demo.run([str(py_bin / "uv"), "pip", "install", "--no-cache", "--target",
-              str(demo.work / "uv-target"), "--keyring-provider", "subprocess", "--index-url",
-              world.SHARED_INDEX.replace("https://", "https://__token__@"), "tinyapp"])
+    demo.step(
+        "uv pip install with __token__@ in the index URL",
+        "uv asks keyring before its first request; it needs a username to ask.",
+    )
+    demo.run(
+        [
+            str(py_bin / "uv"),
+            "pip",
+            "install",
+            "--no-cache",
+            "--target",
+            str(demo.work / "uv-target"),
+            "--keyring-provider",
+            "subprocess",
+            "--index-url",
+            world.SHARED_INDEX.replace("https://", "https://__token__@"),
+            "tinyapp",
+        ]
+    )
 
-    demo.step("twine upload to the upload URL",
-              "An upload URL gets a session token with vso.packaging_write, and only it does.")
+    demo.step(
+        "twine upload to the upload URL",
+        "An upload URL gets a session token with vso.packaging_write, and only it does.",
+    )
     wheel = build_wheel(demo.work / "dist", "demo-upload", "1.0.0")
-    demo.run([str(py_bin / "twine"), "upload", "--non-interactive", "--disable-progress-bar",
-              "--repository-url",
-              world.SHARED_UPLOAD, str(wheel)])
+    demo.run(
+        [
+            str(py_bin / "twine"),
+            "upload",
+            "--non-interactive",
+            "--disable-progress-bar",
+            "--repository-url",
+            world.SHARED_UPLOAD,
+            str(wheel),
+        ]
+    )
 
-    demo.step("A CI job: Azure Pipelines maps $(System.AccessToken)",
-              "A token handed over is used as it is: no discovery, no az, no exchange.")
+    demo.step(
+        "A CI job: Azure Pipelines maps $(System.AccessToken)",
+        "A token handed over is used as it is: no discovery, no az, no exchange.",
+    )
     token = demo.sim.add_pipeline_token(world.ORG_CONTOSO)
     ci_env = dict(demo.env, **demo.sim.pipeline_env(world.ORG_CONTOSO, token))
     saved, demo.env = demo.env, ci_env
-    demo.run(["keyring", "get", world.TEAM_INDEX, "VssSessionToken"],
-             shown="SYSTEM_ACCESSTOKEN=****** keyring get <team feed> VssSessionToken")
+    demo.run(
+        ["keyring", "get", world.TEAM_INDEX, "VssSessionToken"],
+        shown="SYSTEM_ACCESSTOKEN=****** keyring get <team feed> VssSessionToken",
+    )
     demo.env = saved
 
-    demo.step("ak-nofuss doctor: what is wrong with my setup?",
-              "Every step of a lookup, checked in order, each failure with its fix; here, "
-              "Alice asks for an organisation of another tenant.")
-    demo.run(["ak-nofuss", "doctor", world.RELEASES_INDEX], expect_ok=False,
-             only="FAIL|->|ok    discovery|the feed")
+    demo.step(
+        "ak-nofuss doctor: what is wrong with my setup?",
+        "Every step of a lookup, checked in order, each failure with its fix; here, "
+        "Alice asks for an organisation of another tenant.",
+    )
+    demo.run(
+        ["ak-nofuss", "doctor", world.RELEASES_INDEX],
+        expect_ok=False,
+        only="FAIL|->|ok    discovery|the feed",
+    )
 
-    demo.step("A URL that is not Azure Artifacts",
-              "Answered with nothing, without a single request and without importing anything.")
+    demo.step(
+        "A URL that is not Azure Artifacts",
+        "Answered with nothing, without a single request and without importing anything.",
+    )
     demo.run(["keyring", "get", "https://pypi.org/simple/", "someone"], expect_ok=False)
 
-    demo.step("Signed out: what a user sees",
-              "One line on stderr that says what failed and what to do; no traceback.")
+    demo.step(
+        "Signed out: what a user sees",
+        "One line on stderr that says what failed and what to do; no traceback.",
+    )
     demo.run(["az", "logout"])
     demo.run(["keyring", "get", world.RELEASES_INDEX, "VssSessionToken"], expect_ok=False)
 

@@ -13,7 +13,11 @@ from .sim.netns import ENV_MARKER
 from .sim.wheels import WHEELHOUSE_SPEC, Wheelhouse, build_wheelhouse
 
 __all__ = [
-    "WHEELHOUSE_SPEC", "Wheelhouse", "build_wheelhouse", "client_env_for", "run",
+    "WHEELHOUSE_SPEC",
+    "Wheelhouse",
+    "build_wheelhouse",
+    "client_env_for",
+    "run",
 ]
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"

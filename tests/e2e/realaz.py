@@ -93,8 +93,13 @@ def az_quiet(
     """For commands whose stdout is a token (`az account get-access-token`): only stderr goes
     to the secrets scan, as for `keyring get`."""
     done = subprocess.run(
-        [str(Path(env[CALLS_VAR]).parent / "az"), *args], env=dict(env), capture_output=True,
-        text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+        [str(Path(env[CALLS_VAR]).parent / "az"), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
     OUTPUTS.append(done.stderr)
     return done
@@ -104,8 +109,16 @@ def login_user(
     env: Mapping[str, str], upn: str, *, tenant: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`az login -u UPN -p PASSWORD` (resource-owner password flow); raises if it fails."""
-    args = ["login", "-u", upn, "-p", world.USERS[upn.lower()].password,
-            "--allow-no-subscriptions", "--output", "none"]
+    args = [
+        "login",
+        "-u",
+        upn,
+        "-p",
+        world.USERS[upn.lower()].password,
+        "--allow-no-subscriptions",
+        "--output",
+        "none",
+    ]
     if tenant is not None:
         args += ["--tenant", tenant]
     done = az(env, *args)
@@ -118,8 +131,20 @@ def login_service_principal(
     env: Mapping[str, str], client_id: str, secret: str, tenant: str
 ) -> subprocess.CompletedProcess[str]:
     """`az login --service-principal`; raises if it fails."""
-    done = az(env, "login", "--service-principal", "-u", client_id, "-p", secret,
-              "--tenant", tenant, "--allow-no-subscriptions", "--output", "none")
+    done = az(
+        env,
+        "login",
+        "--service-principal",
+        "-u",
+        client_id,
+        "-p",
+        secret,
+        "--tenant",
+        tenant,
+        "--allow-no-subscriptions",
+        "--output",
+        "none",
+    )
     if done.returncode != 0:
         raise RuntimeError(f"az login as {client_id} failed: {done.stderr.strip()}")
     return done

@@ -248,4 +248,3 @@ def run_with_terminal(
         if not _credential_channel(cmd):
             OUTPUTS.append(stdout)
     return TerminalRun(process.returncode, stdout, stderr, terminal, seconds)
-

@@ -103,8 +103,15 @@ def pair(sim: Simulator, real_az_env: dict[str, str], tmp_path: Path) -> Pair:
 
 
 def token_args(*extra: str) -> tuple[str, ...]:
-    return ("account", "get-access-token", "--resource", world.DEVOPS_RESOURCE, *extra,
-            "--output", "json")
+    return (
+        "account",
+        "get-access-token",
+        "--resource",
+        world.DEVOPS_RESOURCE,
+        *extra,
+        "--output",
+        "json",
+    )
 
 
 def same_profiles(pair: Pair) -> Any:
@@ -147,8 +154,10 @@ def same_caches(pair: Pair) -> Any:
 
 def access_tokens(cache: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
     """(client id, realm, target, home account id) of each access token, sorted."""
-    return sorted((e["client_id"], e["realm"], e["target"], e["home_account_id"])
-                  for e in cache["AccessToken"].values())
+    return sorted(
+        (e["client_id"], e["realm"], e["target"], e["home_account_id"])
+        for e in cache["AccessToken"].values()
+    )
 
 
 def same_error(pair: Pair, *args: str) -> str:
@@ -202,20 +211,31 @@ def test_users_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
     arm_target = f"{arm} https://management.core.windows.net//user_impersonation"
     cache = same_caches(pair)
     assert cache["<sections>"] == [
-        "AccessToken", "Account", "IdToken", "RefreshToken", "AppMetadata"]
+        "AccessToken",
+        "Account",
+        "IdToken",
+        "RefreshToken",
+        "AppMetadata",
+    ]
     # The password grant at organizations, then a refresh-token grant for the tenant.
     assert access_tokens(cache) == [
         (world.AZURE_CLI_CLIENT_ID, realm, arm_target, alice)
-        for realm in sorted([world.T_CONTOSO, "organizations"])]
-    assert [(a["realm"], a["username"], a["account_source"])
-            for a in cache["Account"].values()] == [("organizations", world.ALICE, "password")]
+        for realm in sorted([world.T_CONTOSO, "organizations"])
+    ]
+    assert [
+        (a["realm"], a["username"], a["account_source"]) for a in cache["Account"].values()
+    ] == [("organizations", world.ALICE, "password")]
 
     token = same_token_shape(pair, "--tenant", world.T_CONTOSO)
     assert token["accessToken"]["upn"] == world.ALICE
     assert token["tenant"] == world.T_CONTOSO
     assert "subscription" not in token
-    devops = (world.AZURE_CLI_CLIENT_ID, world.T_CONTOSO,
-              f"{world.DEVOPS_SCOPE} {world.DEVOPS_RESOURCE}/user_impersonation", alice)
+    devops = (
+        world.AZURE_CLI_CLIENT_ID,
+        world.T_CONTOSO,
+        f"{world.DEVOPS_SCOPE} {world.DEVOPS_RESOURCE}/user_impersonation",
+        alice,
+    )
     assert devops in access_tokens(same_caches(pair))
     assert same_token_shape(pair)["subscription"] == world.T_CONTOSO
 
@@ -255,19 +275,30 @@ def test_a_guest_gets_an_entry_per_tenant_the_same(sim: Simulator, pair: Pair) -
     pair.login_user(world.ALICE)
     profile = same_profiles(pair)
     assert [(s["tenantId"], s["isDefault"]) for s in profile["subscriptions"]] == [
-        (world.T_CONTOSO, True), (world.T_FABRIKAM, False)
+        (world.T_CONTOSO, True),
+        (world.T_FABRIKAM, False),
     ]
     token = same_token_shape(pair, "--tenant", world.T_FABRIKAM)
     assert token["accessToken"]["tid"] == world.T_FABRIKAM
-    realms = [realm for _, realm, target, _ in access_tokens(same_caches(pair))
-              if target.startswith(world.DEVOPS_RESOURCE)]
+    realms = [
+        realm
+        for _, realm, target, _ in access_tokens(same_caches(pair))
+        if target.startswith(world.DEVOPS_RESOURCE)
+    ]
     assert realms == [world.T_FABRIKAM]
 
 
 def test_service_principals_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    pair.login("--service-principal", "-u", world.SP_CONTOSO_SECRET, "-p",
-               world.SP_CONTOSO_SECRET_VALUE, "--tenant", world.T_CONTOSO,
-               "--allow-no-subscriptions")
+    pair.login(
+        "--service-principal",
+        "-u",
+        world.SP_CONTOSO_SECRET,
+        "-p",
+        world.SP_CONTOSO_SECRET_VALUE,
+        "--tenant",
+        world.T_CONTOSO,
+        "--allow-no-subscriptions",
+    )
     profile = same_profiles(pair)
     assert [s["user"] for s in profile["subscriptions"]] == [
         {"name": world.SP_CONTOSO_SECRET, "type": "servicePrincipal"}
@@ -277,13 +308,15 @@ def test_service_principals_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch
 
     token = same_token_shape(pair, "--tenant", world.T_CONTOSO)
     assert (token["accessToken"]["idtyp"], token["accessToken"]["appid"]) == (
-        "app", world.SP_CONTOSO_SECRET
+        "app",
+        world.SP_CONTOSO_SECRET,
     )
     cache = same_caches(pair)
     assert cache["<sections>"] == ["AccessToken", "AppMetadata"]
     assert access_tokens(cache) == [
         (world.SP_CONTOSO_SECRET, world.T_CONTOSO, target, None)
-        for target in (world.DEVOPS_SCOPE, "https://management.core.windows.net//.default")]
+        for target in (world.DEVOPS_SCOPE, "https://management.core.windows.net//.default")
+    ]
     text = same_error(pair, *token_args("--tenant", world.T_FABRIKAM))
     assert "AADSTS700016" in text
 
@@ -303,11 +336,11 @@ def test_tokens_come_from_the_cache_the_same(sim: Simulator, pair: Pair) -> None
     assert pair.tokens_asked(sim, *first) == {"fake": 0, "real": 0}
     # The subscription's tenant is the same tenant; --scope names the same scope.
     assert pair.tokens_asked(sim, *token_args()) == {"fake": 0, "real": 0}
-    assert pair.tokens_asked(sim, "account", "get-access-token", "--scope", world.DEVOPS_SCOPE,
-                             "--output", "json") == {"fake": 0, "real": 0}
+    assert pair.tokens_asked(
+        sim, "account", "get-access-token", "--scope", world.DEVOPS_SCOPE, "--output", "json"
+    ) == {"fake": 0, "real": 0}
     # A domain names the tenant: msal files tokens under the tenant's id, and finds them.
-    assert pair.tokens_asked(sim, *token_args("--tenant", "contoso.com")) == {
-        "fake": 0, "real": 0}
+    assert pair.tokens_asked(sim, *token_args("--tenant", "contoso.com")) == {"fake": 0, "real": 0}
     # Another resource is another token.
     arm = ("account", "get-access-token", "--resource", world.ARM_RESOURCE, "--output", "json")
     assert pair.tokens_asked(sim, *arm) == {"fake": 0, "real": 0}  # az login fetched it
@@ -315,7 +348,8 @@ def test_tokens_come_from_the_cache_the_same(sim: Simulator, pair: Pair) -> None
     (refresh,) = cache["RefreshToken"].values()
     assert refresh["target"] == (
         "https://management.core.windows.net//.default "
-        "https://management.core.windows.net//user_impersonation")
+        "https://management.core.windows.net//user_impersonation"
+    )
 
     # Under five minutes left: msal refreshes, every time.
     sim.set_token_lifetime(user=240)

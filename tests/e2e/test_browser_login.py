@@ -40,8 +40,12 @@ def browser_log(tmp_path: Path) -> Path:
 def env(client_env: dict[str, str], browser_log: Path) -> dict[str, str]:
     """The client environment with the fake browser as BROWSER, no display, and no az."""
     paths = [p for p in client_env["PATH"].split(os.pathsep) if p != str(AZ_BIN_DIR)]
-    out = dict(client_env, PATH=os.pathsep.join(paths), BROWSER=str(FAKE_BROWSER),
-               FAKE_BROWSER_LOG=str(browser_log))
+    out = dict(
+        client_env,
+        PATH=os.pathsep.join(paths),
+        BROWSER=str(FAKE_BROWSER),
+        FAKE_BROWSER_LOG=str(browser_log),
+    )
     for name in ("DISPLAY", "WAYLAND_DISPLAY"):
         out.pop(name, None)
     return out
@@ -79,8 +83,9 @@ def test_login_through_the_browser_then_lookups_are_silent(
     # Nothing else but, where no keyring can encrypt msal's cache, a note saying so.
     assert all(line.startswith(f"{PROG_PREFIX}note: ") for line in said(done.stderr)), done.stderr
     announced = [line for line in spoken(done.stderr) if line.startswith(OPENING)]
-    assert announced == [
-        f"{OPENING}https://login.microsoftonline.com/{world.T_CONTOSO} ..."], done.stderr
+    assert announced == [f"{OPENING}https://login.microsoftonline.com/{world.T_CONTOSO} ..."], (
+        done.stderr
+    )
 
     # The browser was sent to the feed's tenant's authorize endpoint, with PKCE (S256) and a
     # loopback redirect, as the credential provider's public client.
@@ -98,7 +103,10 @@ def test_login_through_the_browser_then_lookups_are_silent(
     assert "login_hint" not in params
     (authorize,) = sim.requests(kind="authorize")
     assert (authorize.status, authorize.principal, authorize.extra["outcome"]) == (
-        200 if params.get("response_mode") == "form_post" else 302, world.BOB, "code")
+        200 if params.get("response_mode") == "form_post" else 302,
+        world.BOB,
+        "code",
+    )
     # The code came back to msal and was redeemed, once.
     assert code_grants(sim) == [200]
     assert sim.count("devicecode") == 0

@@ -77,7 +77,9 @@ def test_scopes_and_organisations_never_share_a_token(
     other_org = get(alice, world.RELEASES_INDEX)
     assert len({read, write, other_org}) == 3
     assert [r.scope for r in sim.requests(kind="exchange")] == [
-        "vso.packaging", "vso.packaging_write", "vso.packaging",
+        "vso.packaging",
+        "vso.packaging_write",
+        "vso.packaging",
     ]
 
 

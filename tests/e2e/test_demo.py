@@ -16,8 +16,7 @@ from .scenarios import REPO
 def test_the_demo_runs_every_step_as_expected() -> None:
     env = {k: v for k, v in os.environ.items() if k != "AKN_E2E_NETNS"}
     done = run(
-        [sys.executable, "-m", "tests.e2e.sim.netns", "--", sys.executable, "-m",
-         "tests.e2e.demo"],
+        [sys.executable, "-m", "tests.e2e.sim.netns", "--", sys.executable, "-m", "tests.e2e.demo"],
         env,
         timeout=300,
         cwd=REPO,

@@ -161,7 +161,9 @@ def python_environment(root: Path) -> Path:
     python = root / "bin" / "python"
     done = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     purelib = Path(done.stdout.strip())
     (purelib / "_test_environment.pth").write_text(sysconfig.get_path("purelib") + "\n")
@@ -319,7 +321,8 @@ def test_local_az(sim: Simulator, client_env: dict[str, str], tmp_path: Path) ->
     script = re.sub(
         r"^az login --allow-no-subscriptions$",
         'az login --username "$AZ_USER" --password "$AZ_PASSWORD" --allow-no-subscriptions',
-        script, flags=re.M,
+        script,
+        flags=re.M,
     )
     python = python_environment(tmp_path / "python")
     env = machine(client_env, python)
@@ -356,9 +359,7 @@ def test_local_login(sim: Simulator, client_env: dict[str, str], tmp_path: Path)
 def pipeline_macros(text: str, variables: Mapping[str, str]) -> str:
     """Azure Pipelines' macro syntax, `$(Name)`, for the variables the job has; the agent
     leaves a macro it has no variable for as it is."""
-    return re.sub(
-        r"\$\(([A-Za-z0-9_.]+)\)", lambda m: variables.get(m[1], m[0]), text
-    )
+    return re.sub(r"\$\(([A-Za-z0-9_.]+)\)", lambda m: variables.get(m[1], m[0]), text)
 
 
 @covers("azure-pipelines")
@@ -368,8 +369,11 @@ def test_azure_pipelines(sim: Simulator, client_env: dict[str, str], tmp_path: P
     variables = {"System.AccessToken": token}
     # What the agent sets in every job, except the token: a job has SYSTEM_ACCESSTOKEN only
     # when the YAML maps it (that mapping is the snippet's point).
-    agent = {k: v for k, v in Simulator.pipeline_env("contoso", token).items()
-             if k != "SYSTEM_ACCESSTOKEN"}
+    agent = {
+        k: v
+        for k, v in Simulator.pipeline_env("contoso", token).items()
+        if k != "SYSTEM_ACCESSTOKEN"
+    }
     runner = ci_runner(tmp_path, client_env)
     steps = pipeline["steps"]
     assert steps
@@ -663,8 +667,9 @@ main()
 '''
 
 
-def fake_docker(path: Path, *, image: Path, client_env: Mapping[str, str], record: Path,
-                secrets_dir: Path) -> Path:
+def fake_docker(
+    path: Path, *, image: Path, client_env: Mapping[str, str], record: Path, secrets_dir: Path
+) -> Path:
     home, rootfs = image / "root", image / "rootfs"
     home.mkdir(parents=True)
     rootfs.mkdir()
@@ -677,11 +682,13 @@ def fake_docker(path: Path, *, image: Path, client_env: Mapping[str, str], recor
     }
     if "ARTIFACTS_KEYRING_NOFUSS_DEBUG" in client_env:
         env["ARTIFACTS_KEYRING_NOFUSS_DEBUG"] = client_env["ARTIFACTS_KEYRING_NOFUSS_DEBUG"]
-    config = {"env": env, "record": str(record), "rootfs": str(rootfs),
-              "secrets_dir": str(secrets_dir)}
-    return write_script(
-        path, f"#!{sys.executable}\nCONFIG = {json.dumps(config)!s}\n{FAKE_DOCKER}"
-    )
+    config = {
+        "env": env,
+        "record": str(record),
+        "rootfs": str(rootfs),
+        "secrets_dir": str(secrets_dir),
+    }
+    return write_script(path, f"#!{sys.executable}\nCONFIG = {json.dumps(config)!s}\n{FAKE_DOCKER}")
 
 
 @dataclass
@@ -701,8 +708,13 @@ def docker_build(tmp_path: Path, client_env: Mapping[str, str], secrets_dir: Pat
     (context / "Dockerfile").write_text(snippet("dockerfile", "dockerfile"))
     image = python_environment(tmp_path / "image")
     record = tmp_path / "docker-record.json"
-    docker = fake_docker(tmp_path / "shims" / "docker", image=image, client_env=client_env,
-                         record=record, secrets_dir=secrets_dir)
+    docker = fake_docker(
+        tmp_path / "shims" / "docker",
+        image=image,
+        client_env=client_env,
+        record=record,
+        secrets_dir=secrets_dir,
+    )
     env = on_path(signed_in(client_env), docker.parent)
     done = run_bash(snippet("docker-build", "bash"), env, cwd=context)
     return Build(done, json.loads(record.read_text()), image, env)
@@ -809,4 +821,3 @@ def test_managed_identity(sim: Simulator, client_env: dict[str, str], tmp_path: 
     imds = [r for r in sim.requests(kind="token") if r.host == world.IMDS_ADDRESS]
     assert imds
     assert {(r.client_id, r.status) for r in imds} == {(world.MI_USER_CLIENT_ID, 200)}
-

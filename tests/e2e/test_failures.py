@@ -41,8 +41,18 @@ def test_exchange_down_fails_fast_through_pip_import_mode(
     env = signed_in(client_env)
     started = time.monotonic()
     done = run(
-        [bin_path("pip"), "install", "--no-cache-dir", "--target", f"{tmp_path}/t",
-         "--keyring-provider", "import", "--index-url", world.SHARED_INDEX, "tinyapp"],
+        [
+            bin_path("pip"),
+            "install",
+            "--no-cache-dir",
+            "--target",
+            f"{tmp_path}/t",
+            "--keyring-provider",
+            "import",
+            "--index-url",
+            world.SHARED_INDEX,
+            "tinyapp",
+        ],
         env,
     )
     assert done.returncode != 0
@@ -99,9 +109,7 @@ def test_a_broken_az_is_one_line_not_its_traceback(
     assert "az crashed" in one_line_message(done.stderr)
 
 
-def test_a_hanging_az_is_cut_off_by_its_timeout(
-    sim: Simulator, client_env: dict[str, str]
-) -> None:
+def test_a_hanging_az_is_cut_off_by_its_timeout(sim: Simulator, client_env: dict[str, str]) -> None:
     env = signed_in(client_env)
     env.update(FAKE_AZ_HANG="1", ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT="2")
     started = time.monotonic()

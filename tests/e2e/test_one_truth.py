@@ -295,7 +295,7 @@ def test_a_handed_over_token_works_without_a_home_directory(client_env: dict[str
 _DEBUG_STEP = re.compile(
     r"^(?:(?P<stage>discovery|settings|cache|exchange|probe)(?: \((?P<name>[a-z_]+)\))?"
     r"|(?P<source>[a-z_]+)): (?P<outcome>applies|applied|does not apply|failed|refused|"
-    r"expired|skipped|stopped|info): "
+    r"expired|skipped|stopped|info|fell back): "
 )
 _SAME = {"applies": "applied", "does not apply": "n/a", "not here": "n/a", "unavailable": "n/a"}
 

@@ -14,8 +14,14 @@ from .sim.server import Simulator
 
 def pip_install(env: dict[str, str], target: Path, index: str, *args: str) -> list[str]:
     return [
-        bin_path("pip"), "install", "--no-cache-dir", "--target", str(target),
-        "--index-url", index, *args,
+        bin_path("pip"),
+        "install",
+        "--no-cache-dir",
+        "--target",
+        str(target),
+        "--index-url",
+        index,
+        *args,
     ]
 
 
@@ -71,8 +77,12 @@ def test_a_plain_index_never_triggers_a_lookup(
     target = tmp_path / "target"
     done = run(
         pip_install(
-            env, target, with_user(world.PLAIN_INDEX, "someone"),
-            "--keyring-provider", "subprocess", "tinydep",
+            env,
+            target,
+            with_user(world.PLAIN_INDEX, "someone"),
+            "--keyring-provider",
+            "subprocess",
+            "tinydep",
         ),
         env,
     )
@@ -88,8 +98,14 @@ def test_a_plain_index_beside_the_feed_gets_no_credential(
     target = tmp_path / "target"
     done = run(
         pip_install(
-            env, target, world.SHARED_INDEX, "--extra-index-url", world.PLAIN_INDEX,
-            "--keyring-provider", "subprocess", "tinyapp",
+            env,
+            target,
+            world.SHARED_INDEX,
+            "--extra-index-url",
+            world.PLAIN_INDEX,
+            "--keyring-provider",
+            "subprocess",
+            "tinyapp",
         ),
         env,
     )

@@ -46,7 +46,7 @@ tinyapp = "*"
 
 [[tool.poetry.source]]
 name = "azure"
-url = "{world.SHARED_INDEX.rstrip('/')}"
+url = "{world.SHARED_INDEX.rstrip("/")}"
 priority = "primary"
 """
     )
@@ -81,8 +81,12 @@ python = ">=3.10"
 tinyapp = "*"
 """
     )
-    setup = run(["ak-nofuss", "setup", "poetry", world.SHARED_INDEX, "--write"], env, cwd=project,
-                timeout=240)
+    setup = run(
+        ["ak-nofuss", "setup", "poetry", world.SHARED_INDEX, "--write"],
+        env,
+        cwd=project,
+        timeout=240,
+    )
     assert setup.returncode == 0, setup.stdout + setup.stderr
     assert "# already done: poetry self add artifacts-keyring-nofuss" in setup.stdout
     assert "# ran: poetry source add --priority=primary contoso-shared" in setup.stdout

@@ -22,8 +22,15 @@ def fresh_wheel(tmp_path: Path) -> Path:
 
 def twine_upload(env: dict[str, str], wheel: Path, *extra: str) -> CompletedProcess[str]:
     return run(
-        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
-         world.SHARED_UPLOAD, *extra, str(wheel)],
+        [
+            bin_path("twine"),
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            world.SHARED_UPLOAD,
+            *extra,
+            str(wheel),
+        ],
         env,
     )
 
@@ -37,8 +44,18 @@ def uv_publish(env: dict[str, str], wheel: Path, *args: str) -> CompletedProcess
 def installs_after_upload(env: dict[str, str], tmp_path: Path) -> None:
     target = tmp_path / "installed"
     done = run(
-        [bin_path("pip"), "install", "--no-cache-dir", "--target", str(target),
-         "--keyring-provider", "subprocess", "--index-url", world.SHARED_INDEX, "freshpkg"],
+        [
+            bin_path("pip"),
+            "install",
+            "--no-cache-dir",
+            "--target",
+            str(target),
+            "--keyring-provider",
+            "subprocess",
+            "--index-url",
+            world.SHARED_INDEX,
+            "freshpkg",
+        ],
         env,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -78,12 +78,23 @@ def test_a_service_principal_token_is_handed_out_as_it_is(
     assert shaped is not None
     claims = shaped[1]
     assert (claims["idtyp"], claims["appid"], claims["aud"]) == (
-        "app", world.SP_CONTOSO_SECRET, world.DEVOPS_RESOURCE
+        "app",
+        world.SP_CONTOSO_SECRET,
+        world.DEVOPS_RESOURCE,
     )
     # The very token az hands out for Azure DevOps (from its own cache now), unchanged.
     again = realaz.az_quiet(
-        env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE,
-        "--tenant", world.T_CONTOSO, "--query", "accessToken", "--output", "tsv",
+        env,
+        "account",
+        "get-access-token",
+        "--resource",
+        world.DEVOPS_RESOURCE,
+        "--tenant",
+        world.T_CONTOSO,
+        "--query",
+        "accessToken",
+        "--output",
+        "tsv",
     )
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == token
@@ -130,8 +141,14 @@ def test_twine_upload_as_a_user_gets_a_write_token(
     realaz.login_user(env, world.ALICE)
     wheel = build_wheel(tmp_path / "dist", "realazpkg", "1.0.0")
     done = run(
-        [bin_path("twine"), "upload", "--non-interactive", "--repository-url",
-         world.SHARED_UPLOAD, str(wheel)],
+        [
+            bin_path("twine"),
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            world.SHARED_UPLOAD,
+            str(wheel),
+        ],
         env,
     )
 

@@ -10,12 +10,14 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from http import client as httpclient
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from .sim import world
 from .sim.azcli import az, az_login
 from .sim.exchange import parse_iso
 from .sim.netns import inside_namespace
-from .sim.server import Simulator
+from .sim.server import RTT_VAR, Simulator, round_trip_from_environment
 from .sim.wheels import build_wheel
 
 EXCHANGE = "https://vssps.dev.azure.com/contoso/_apis/Token/SessionTokens?api-version=5.0-preview.1"
@@ -49,14 +51,23 @@ def claims(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def exchange(http: requests.Session, bearer: str, body: dict[str, Any],
-             url: str = EXCHANGE) -> requests.Response:
+def exchange(
+    http: requests.Session, bearer: str, body: dict[str, Any], url: str = EXCHANGE
+) -> requests.Response:
     return http.post(url, json=body, headers={"Authorization": f"Bearer {bearer}", **SUPPRESS})
 
 
 def az_token(client_env: dict[str, str], *extra: str) -> dict[str, Any]:
-    result = az(client_env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE,
-                "--output", "json", *extra)
+    result = az(
+        client_env,
+        "account",
+        "get-access-token",
+        "--resource",
+        world.DEVOPS_RESOURCE,
+        "--output",
+        "json",
+        *extra,
+    )
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
@@ -74,8 +85,9 @@ def test_runs_inside_the_namespace() -> None:
 # --- discovery --------------------------------------------------------------------------------
 
 
-def test_anonymous_feed_request_gets_discovery_headers(sim: Simulator,
-                                                       http: requests.Session) -> None:
+def test_anonymous_feed_request_gets_discovery_headers(
+    sim: Simulator, http: requests.Session
+) -> None:
     response = http.get(world.SHARED_INDEX)
     assert response.status_code == 401
     challenges = response.raw.headers.getlist("WWW-Authenticate")
@@ -92,7 +104,9 @@ def test_anonymous_feed_request_gets_discovery_headers(sim: Simulator,
 
     legacy = http.get(world.LEGACY_SHARED_INDEX)
     assert legacy.status_code == 401
-    assert legacy.headers["X-VSS-AuthorizationEndpoint"] == "https://contoso.vssps.visualstudio.com/"
+    assert (
+        legacy.headers["X-VSS-AuthorizationEndpoint"] == "https://contoso.vssps.visualstudio.com/"
+    )
     fabrikam = http.get(world.RELEASES_INDEX)
     assert fabrikam.headers["X-VSS-ResourceTenant"] == world.T_FABRIKAM
     assert http.get(world.TEAM_INDEX).status_code == 401
@@ -102,8 +116,10 @@ def test_anonymous_feed_request_gets_discovery_headers(sim: Simulator,
 def test_discovery_overrides(sim: Simulator, http: requests.Session) -> None:
     sim.override_discovery(
         "contoso",
-        {"X-VSS-AuthorizationEndpoint": "https://vssps.dev.azure.com.evil.example/contoso/",
-         "X-VSS-ResourceTenant": None},
+        {
+            "X-VSS-AuthorizationEndpoint": "https://vssps.dev.azure.com.evil.example/contoso/",
+            "X-VSS-ResourceTenant": None,
+        },
         combine_challenges=True,
         bare_bearer=True,
     )
@@ -132,8 +148,9 @@ def test_onprem_server_discovery_has_no_entra(sim: Simulator, http: requests.Ses
 # --- index, download, upload --------------------------------------------------------------------
 
 
-def test_index_and_download_with_a_pat(sim: Simulator, http: requests.Session,
-                                       wheelhouse: Wheelhouse) -> None:
+def test_index_and_download_with_a_pat(
+    sim: Simulator, http: requests.Session, wheelhouse: Wheelhouse
+) -> None:
     pat = sim.add_pat("contoso", "vso.packaging")
     root = http.get(world.SHARED_INDEX, auth=("anything", pat))
     assert root.status_code == 200
@@ -183,16 +200,24 @@ def test_project_feed_and_views(sim: Simulator, http: requests.Session, tmp_path
     assert http.get(bogus_view, auth=("x", pat)).status_code == 404
 
 
-def _upload(http: requests.Session, wheel: Path, auth: tuple[str, str],
-            url: str = world.SHARED_UPLOAD) -> requests.Response:
+def _upload(
+    http: requests.Session, wheel: Path, auth: tuple[str, str], url: str = world.SHARED_UPLOAD
+) -> requests.Response:
     data = wheel.read_bytes()
     name, version = wheel.name.split("-")[:2]
     return http.post(
         url,
         auth=auth,
-        data={":action": "file_upload", "protocol_version": "1", "name": name,
-              "version": version, "filetype": "bdist_wheel", "pyversion": "py3",
-              "metadata_version": "2.1", "sha256_digest": hashlib.sha256(data).hexdigest()},
+        data={
+            ":action": "file_upload",
+            "protocol_version": "1",
+            "name": name,
+            "version": version,
+            "filetype": "bdist_wheel",
+            "pyversion": "py3",
+            "metadata_version": "2.1",
+            "sha256_digest": hashlib.sha256(data).hexdigest(),
+        },
         files={"content": (wheel.name, data, "application/octet-stream")},
     )
 
@@ -214,27 +239,78 @@ def test_upload_then_list(sim: Simulator, http: requests.Session, tmp_path: Path
     assert sim.uploaded("shared") == []
 
 
-def test_real_clients_install_and_publish(sim: Simulator, client_env: dict[str, str],
-                                          tmp_path: Path) -> None:
+def test_real_clients_install_and_publish(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
     """pip, uv and twine against the simulated feed with a PAT given the plain way."""
     pat = sim.add_pat("contoso", "vso.packaging_write")
     index = world.SHARED_INDEX.replace("https://", f"https://user:{pat}@")
-    pip = run([sys.executable, "-m", "pip", "install", "--target", tmp_path / "pip",
-               "--index-url", index, "tinyapp"], client_env)
+    pip = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--target",
+            tmp_path / "pip",
+            "--index-url",
+            index,
+            "tinyapp",
+        ],
+        client_env,
+    )
     assert pip.returncode == 0, pip.stderr
     assert (tmp_path / "pip" / "tinydep.py").exists()
-    uv = run(["uv", "pip", "install", "--target", tmp_path / "uv", "--python", sys.executable,
-              "--index-url", index, "tinyfeedpkg==1.0.0"], client_env)
+    uv = run(
+        [
+            "uv",
+            "pip",
+            "install",
+            "--target",
+            tmp_path / "uv",
+            "--python",
+            sys.executable,
+            "--index-url",
+            index,
+            "tinyfeedpkg==1.0.0",
+        ],
+        client_env,
+    )
     assert uv.returncode == 0, uv.stderr
     assert '__version__ = "1.0.0"' in (tmp_path / "uv" / "tinyfeedpkg.py").read_text()
 
     twine_wheel = build_wheel(tmp_path / "dist", "twinepkg", "1.0.0")
-    twine = run(["twine", "upload", "--non-interactive", "--repository-url", world.SHARED_UPLOAD,
-                 "-u", "VssSessionToken", "-p", pat, twine_wheel], client_env)
+    twine = run(
+        [
+            "twine",
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            world.SHARED_UPLOAD,
+            "-u",
+            "VssSessionToken",
+            "-p",
+            pat,
+            twine_wheel,
+        ],
+        client_env,
+    )
     assert twine.returncode == 0, twine.stdout + twine.stderr
     uv_wheel = build_wheel(tmp_path / "dist2", "uvpkg", "1.0.0")
-    published = run(["uv", "publish", "--publish-url", world.SHARED_UPLOAD, "--username",
-                     "VssSessionToken", "--password", pat, uv_wheel], client_env)
+    published = run(
+        [
+            "uv",
+            "publish",
+            "--publish-url",
+            world.SHARED_UPLOAD,
+            "--username",
+            "VssSessionToken",
+            "--password",
+            pat,
+            uv_wheel,
+        ],
+        client_env,
+    )
     assert published.returncode == 0, published.stderr
     assert sorted(sim.uploaded("shared")) == sorted([twine_wheel.name, uv_wheel.name])
 
@@ -244,16 +320,24 @@ def test_real_clients_install_and_publish(sim: Simulator, client_env: dict[str, 
 
 def test_password_grant_and_errors(sim: Simulator, http: requests.Session) -> None:
     url = "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
-    form = {"grant_type": "password", "client_id": world.AZURE_CLI_CLIENT_ID,
-            "username": world.BOB, "password": world.BOB_PASSWORD,
-            "scope": f"{world.DEVOPS_SCOPE} offline_access openid profile"}
+    form = {
+        "grant_type": "password",
+        "client_id": world.AZURE_CLI_CLIENT_ID,
+        "username": world.BOB,
+        "password": world.BOB_PASSWORD,
+        "scope": f"{world.DEVOPS_SCOPE} offline_access openid profile",
+    }
     ok = http.post(url, data=form)
     assert ok.status_code == 200
     token = claims(ok.json()["access_token"])
     assert token["aud"] == world.DEVOPS_RESOURCE
     assert token["iss"] == f"https://sts.windows.net/{world.T_CONTOSO}/"
     assert (token["tid"], token["upn"], token["idtyp"], token["scp"]) == (
-        world.T_CONTOSO, world.BOB, "user", "user_impersonation")
+        world.T_CONTOSO,
+        world.BOB,
+        "user",
+        "user_impersonation",
+    )
     assert 3500 < token["exp"] - time.time() <= 3600
     assert ok.json()["refresh_token"]
 
@@ -262,8 +346,9 @@ def test_password_grant_and_errors(sim: Simulator, http: requests.Session) -> No
     assert bad.json()["error"] == "invalid_grant"
     assert bad.json()["error_description"].startswith("AADSTS50126:")
     assert bad.json()["error_codes"] == [50126]
-    unknown = http.post("https://login.microsoftonline.com/nowhere.example/oauth2/v2.0/token",
-                        data=form)
+    unknown = http.post(
+        "https://login.microsoftonline.com/nowhere.example/oauth2/v2.0/token", data=form
+    )
     assert unknown.json()["error_codes"] == [90002]
     wrong_tenant = http.post(
         f"https://login.windows.net/{world.T_FABRIKAM}/oauth2/v2.0/token", data=form
@@ -273,17 +358,23 @@ def test_password_grant_and_errors(sim: Simulator, http: requests.Session) -> No
 
 
 def test_openid_configuration(sim: Simulator, http: requests.Session) -> None:
-    config = http.get("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/"
-                      ".well-known/openid-configuration").json()
+    config = http.get(
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/"
+        ".well-known/openid-configuration"
+    ).json()
     assert config["token_endpoint"] == (
         f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token"
     )
     assert config["issuer"] == f"https://login.microsoftonline.com/{world.T_CONTOSO}/v2.0"
     common = http.get("https://login.microsoft.com/common/v2.0/.well-known/openid-configuration")
     assert common.json()["issuer"] == "https://login.microsoftonline.com/{tenantid}/v2.0"
-    instance = http.get("https://login.microsoftonline.com/common/discovery/instance",
-                        params={"api-version": "1.1", "authorization_endpoint":
-                                "https://login.microsoftonline.com/common/oauth2/authorize"})
+    instance = http.get(
+        "https://login.microsoftonline.com/common/discovery/instance",
+        params={
+            "api-version": "1.1",
+            "authorization_endpoint": "https://login.microsoftonline.com/common/oauth2/authorize",
+        },
+    )
     assert "login.windows.net" in instance.json()["metadata"][0]["aliases"]
     keys = http.get(config["jwks_uri"]).json()["keys"]
     assert keys[0]["kty"] == "RSA"
@@ -291,13 +382,20 @@ def test_openid_configuration(sim: Simulator, http: requests.Session) -> None:
 
 def test_client_credentials_errors(sim: Simulator, http: requests.Session) -> None:
     url = f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token"
-    form = {"grant_type": "client_credentials", "client_id": world.SP_CONTOSO_SECRET,
-            "client_secret": world.SP_CONTOSO_SECRET_VALUE, "scope": world.DEVOPS_SCOPE}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": world.SP_CONTOSO_SECRET,
+        "client_secret": world.SP_CONTOSO_SECRET_VALUE,
+        "scope": world.DEVOPS_SCOPE,
+    }
     ok = http.post(url, data=form)
     assert ok.status_code == 200
     token = claims(ok.json()["access_token"])
     assert (token["idtyp"], token["appid"], token["tid"]) == (
-        "app", world.SP_CONTOSO_SECRET, world.T_CONTOSO)
+        "app",
+        world.SP_CONTOSO_SECRET,
+        world.T_CONTOSO,
+    )
     assert token["roles"]
     assert http.post(url, data={**form, "client_secret": "nope"}).status_code == 401
     no_default = http.post(url, data={**form, "scope": f"{world.DEVOPS_RESOURCE}/x"})
@@ -305,9 +403,12 @@ def test_client_credentials_errors(sim: Simulator, http: requests.Session) -> No
     elsewhere = http.post(url.replace(world.T_CONTOSO, world.T_FABRIKAM), data=form)
     assert elsewhere.json()["error_codes"] == [700016]
     # The federated app refuses an assertion about another subject.
-    fed = {"grant_type": "client_credentials", "client_id": world.SP_CONTOSO_FEDERATED,
-           "scope": world.DEVOPS_SCOPE,
-           "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    fed = {
+        "grant_type": "client_credentials",
+        "client_id": world.SP_CONTOSO_FEDERATED,
+        "scope": world.DEVOPS_SCOPE,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
     other = sim.mint_federated_assertion(subject="sc://contoso/Other/conn")
     assert http.post(url, data={**fed, "client_assertion": other}).json()["error_codes"] == [700213]
     forged = sim.mint_federated_assertion(forge=True)
@@ -319,12 +420,20 @@ def test_client_credentials_errors(sim: Simulator, http: requests.Session) -> No
 def test_device_code_flow(sim: Simulator, http: requests.Session) -> None:
     sim.set_device_flow(user=world.BOB, approve_after_polls=2)
     base = "https://login.microsoftonline.com/organizations/oauth2/v2.0"
-    started = http.post(f"{base}/devicecode", data={
-        "client_id": world.AZURE_CLI_CLIENT_ID, "scope": f"{world.DEVOPS_SCOPE} offline_access"})
+    started = http.post(
+        f"{base}/devicecode",
+        data={
+            "client_id": world.AZURE_CLI_CLIENT_ID,
+            "scope": f"{world.DEVOPS_SCOPE} offline_access",
+        },
+    )
     assert started.status_code == 200
     assert started.json()["verification_uri"] == "https://microsoft.com/devicelogin"
-    poll = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-            "client_id": world.AZURE_CLI_CLIENT_ID, "device_code": started.json()["device_code"]}
+    poll = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+        "client_id": world.AZURE_CLI_CLIENT_ID,
+        "device_code": started.json()["device_code"],
+    }
     for _ in range(2):
         assert http.post(f"{base}/token", data=poll).json()["error"] == "authorization_pending"
     done = http.post(f"{base}/token", data=poll)
@@ -348,44 +457,52 @@ def _usable_on_feed(http: requests.Session, token: str, client_id: str) -> None:
     assert http.get(world.SHARED_INDEX, auth=("x", token)).status_code == 200
 
 
-def test_client_secret_credential(sim: Simulator, http: requests.Session,
-                                  identity_env: pytest.MonkeyPatch) -> None:
+def test_client_secret_credential(
+    sim: Simulator, http: requests.Session, identity_env: pytest.MonkeyPatch
+) -> None:
     from azure.identity import ClientSecretCredential
 
-    credential = ClientSecretCredential(world.T_CONTOSO, world.SP_CONTOSO_SECRET,
-                                        world.SP_CONTOSO_SECRET_VALUE)
+    credential = ClientSecretCredential(
+        world.T_CONTOSO, world.SP_CONTOSO_SECRET, world.SP_CONTOSO_SECRET_VALUE
+    )
     _usable_on_feed(http, credential.get_token(world.DEVOPS_SCOPE).token, world.SP_CONTOSO_SECRET)
     assert sim.count("token") == 1
 
 
-def test_certificate_credential(sim: Simulator, http: requests.Session,
-                                identity_env: pytest.MonkeyPatch) -> None:
+def test_certificate_credential(
+    sim: Simulator, http: requests.Session, identity_env: pytest.MonkeyPatch
+) -> None:
     from azure.identity import CertificateCredential
 
     cert = sim.sp_certificate(world.SP_CONTOSO_CERT)
     assert re.fullmatch(r"[0-9A-F]{40}", cert.thumbprint)
     for send_chain in (False, True):
         credential = CertificateCredential(
-            "contoso.onmicrosoft.com", world.SP_CONTOSO_CERT,
-            certificate_path=str(cert.combined_pem), send_certificate_chain=send_chain,
+            "contoso.onmicrosoft.com",
+            world.SP_CONTOSO_CERT,
+            certificate_path=str(cert.combined_pem),
+            send_certificate_chain=send_chain,
         )
         token = credential.get_token(world.DEVOPS_SCOPE).token
         _usable_on_feed(http, token, world.SP_CONTOSO_CERT)
     # Another app's certificate is refused.
-    other = CertificateCredential(world.T_FABRIKAM, world.SP_FABRIKAM_CERT,
-                                  certificate_path=str(cert.combined_pem))
+    other = CertificateCredential(
+        world.T_FABRIKAM, world.SP_FABRIKAM_CERT, certificate_path=str(cert.combined_pem)
+    )
     from azure.core.exceptions import ClientAuthenticationError
 
     with pytest.raises(ClientAuthenticationError, match="AADSTS700027"):
         other.get_token(world.DEVOPS_SCOPE)
 
 
-def test_workload_identity_credential(sim: Simulator, http: requests.Session, tmp_path: Path,
-                                      identity_env: pytest.MonkeyPatch) -> None:
+def test_workload_identity_credential(
+    sim: Simulator, http: requests.Session, tmp_path: Path, identity_env: pytest.MonkeyPatch
+) -> None:
     from azure.identity import WorkloadIdentityCredential
 
-    token_file = sim.write_federated_assertion(tmp_path / "federated.jwt",
-                                               world.SP_CONTOSO_FEDERATED)
+    token_file = sim.write_federated_assertion(
+        tmp_path / "federated.jwt", world.SP_CONTOSO_FEDERATED
+    )
     identity_env.setenv("AZURE_TENANT_ID", world.T_CONTOSO)
     identity_env.setenv("AZURE_CLIENT_ID", world.SP_CONTOSO_FEDERATED)
     identity_env.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
@@ -396,8 +513,9 @@ def test_workload_identity_credential(sim: Simulator, http: requests.Session, tm
     assert _upload(http, wheel, ("x", token)).status_code == 200
 
 
-def test_managed_identity_credential(sim: Simulator, http: requests.Session, tmp_path: Path,
-                                     identity_env: pytest.MonkeyPatch) -> None:
+def test_managed_identity_credential(
+    sim: Simulator, http: requests.Session, tmp_path: Path, identity_env: pytest.MonkeyPatch
+) -> None:
     from azure.core.exceptions import ClientAuthenticationError
     from azure.identity import ManagedIdentityCredential
 
@@ -406,8 +524,11 @@ def test_managed_identity_credential(sim: Simulator, http: requests.Session, tmp
     sim.enable_managed_identity()
     system = ManagedIdentityCredential().get_token(world.DEVOPS_SCOPE).token
     _usable_on_feed(http, system, world.MI_SYSTEM_CLIENT_ID)
-    user = ManagedIdentityCredential(client_id=world.MI_USER_CLIENT_ID).get_token(
-        world.DEVOPS_SCOPE).token
+    user = (
+        ManagedIdentityCredential(client_id=world.MI_USER_CLIENT_ID)
+        .get_token(world.DEVOPS_SCOPE)
+        .token
+    )
     _usable_on_feed(http, user, world.MI_USER_CLIENT_ID)
     # Managed identities are readers: they may not publish.
     wheel = build_wheel(tmp_path, "mipkg", "1.0")
@@ -415,8 +536,9 @@ def test_managed_identity_credential(sim: Simulator, http: requests.Session, tmp
     assert sim.count("token") == 3
 
 
-def test_azure_cli_credential_reads_the_fake_az(sim: Simulator, client_env: dict[str, str],
-                                                identity_env: pytest.MonkeyPatch) -> None:
+def test_azure_cli_credential_reads_the_fake_az(
+    sim: Simulator, client_env: dict[str, str], identity_env: pytest.MonkeyPatch
+) -> None:
     from azure.identity import AzureCliCredential
 
     az_login(client_env, world.CAROL)
@@ -451,10 +573,15 @@ def test_resource_manager_lists_tenants_and_no_subscriptions(
     refused = {
         "no token": get("/tenants", None),
         "a DevOps token": get("/tenants", sim.mint_user_token(world.ALICE)),
-        "a forged token": get("/tenants", sim.mint_user_token(
-            world.ALICE, resource=world.ARM_RESOURCE, forge=True)),
-        "an expired token": get("/tenants", sim.mint_user_token(
-            world.ALICE, resource=world.ARM_RESOURCE, issued_at=int(time.time()) - 7200)),
+        "a forged token": get(
+            "/tenants", sim.mint_user_token(world.ALICE, resource=world.ARM_RESOURCE, forge=True)
+        ),
+        "an expired token": get(
+            "/tenants",
+            sim.mint_user_token(
+                world.ALICE, resource=world.ARM_RESOURCE, issued_at=int(time.time()) - 7200
+            ),
+        ),
     }
     for case, response in refused.items():
         assert response.status_code == 401, case
@@ -482,8 +609,9 @@ def test_imds(sim: Simulator) -> None:
     assert body["resource"] == world.DEVOPS_RESOURCE
     assert body["token_type"] == "Bearer"
     assert int(body["expires_on"]) - int(body["expires_in"]) == pytest.approx(time.time(), abs=5)
-    unknown = plain.get(url, params={**params, "client_id": world.SP_CONTOSO_SECRET},
-                        headers={"Metadata": "true"})
+    unknown = plain.get(
+        url, params={**params, "client_id": world.SP_CONTOSO_SECRET}, headers={"Metadata": "true"}
+    )
     assert unknown.status_code == 400
     assert sim.count("token") == 4
 
@@ -491,15 +619,23 @@ def test_imds(sim: Simulator) -> None:
 # --- the session-token exchange ---------------------------------------------------------------
 
 
-def test_exchange_with_a_fake_az_user_token(sim: Simulator, http: requests.Session,
-                                            client_env: dict[str, str], tmp_path: Path) -> None:
+def test_exchange_with_a_fake_az_user_token(
+    sim: Simulator, http: requests.Session, client_env: dict[str, str], tmp_path: Path
+) -> None:
     az_login(client_env, world.ALICE)
     bearer = az_token(client_env, "--tenant", world.T_CONTOSO)["accessToken"]
     reply = exchange(http, bearer, {"displayName": "e2e", "scope": "vso.packaging"})
     assert reply.status_code == 200, reply.text
     answer = reply.json()
-    assert {"token", "validFrom", "validTo", "scope", "displayName", "targetAccounts",
-            "authorizationId"} <= set(answer)
+    assert {
+        "token",
+        "validFrom",
+        "validTo",
+        "scope",
+        "displayName",
+        "targetAccounts",
+        "authorizationId",
+    } <= set(answer)
     assert answer["validTo"].endswith("Z")
     valid_to = datetime.fromtimestamp(parse_iso(answer["validTo"]), timezone.utc)
     assert abs((valid_to - datetime.now(timezone.utc)) - timedelta(hours=4)) < timedelta(minutes=1)
@@ -513,7 +649,10 @@ def test_exchange_with_a_fake_az_user_token(sim: Simulator, http: requests.Sessi
     assert http.get(world.RELEASES_INDEX, auth=("x", read_only)).status_code == 401
     record = sim.requests(kind="exchange")[0]
     assert (record.scope, record.credential_kind, record.principal) == (
-        "vso.packaging", "entra-user", world.ALICE)
+        "vso.packaging",
+        "entra-user",
+        world.ALICE,
+    )
     assert record.credential_fingerprint == Simulator.fingerprint(bearer)
 
 
@@ -524,21 +663,31 @@ def test_exchange_validto_policy(sim: Simulator, http: requests.Session) -> None
     ok = exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging", "validTo": soon})
     assert ok.status_code == 200
     assert ok.json()["validTo"].startswith(soon[:16])
-    refused = exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging",
-                                      "validTo": too_far})
+    refused = exchange(
+        http, bearer, {"displayName": "t", "scope": "vso.packaging", "validTo": too_far}
+    )
     assert refused.status_code == 400
     assert "maximum" in refused.json()["message"]
     assert sim.requests(kind="exchange")[1].valid_to == too_far
     sim.set_policy("contoso", max_session_hours=1)
-    assert exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging",
-                                   "validTo": soon}).status_code == 400
+    assert (
+        exchange(
+            http, bearer, {"displayName": "t", "scope": "vso.packaging", "validTo": soon}
+        ).status_code
+        == 400
+    )
     sim.set_policy("contoso", refuse_validto=True, session_cap_seconds=600)
-    assert exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging",
-                                   "validTo": soon}).status_code == 400
+    assert (
+        exchange(
+            http, bearer, {"displayName": "t", "scope": "vso.packaging", "validTo": soon}
+        ).status_code
+        == 400
+    )
     capped = exchange(http, bearer, {"displayName": "t", "scope": "vso.packaging"})
     assert capped.status_code == 200
     left = datetime.fromtimestamp(parse_iso(capped.json()["validTo"]), timezone.utc) - datetime.now(
-        timezone.utc)
+        timezone.utc
+    )
     assert left <= timedelta(seconds=600)
     unknown = exchange(http, bearer, {"displayName": "t", "scope": "vso.everything"})
     assert unknown.status_code == 400
@@ -559,21 +708,32 @@ def test_exchange_refusals(sim: Simulator, http: requests.Session) -> None:
     sim.set_never_signed_in(world.BOB, "contoso")
     assert "TF401444" in refused(sim.mint_user_token(world.BOB))
     # Without X-TFS-FedAuthRedirect: Suppress a refusal is a redirect to the sign-in page.
-    bare = http.post(EXCHANGE, json={"scope": "vso.packaging"}, allow_redirects=False,
-                     headers={"Authorization": f"Bearer {sim.mint_user_token(world.CAROL)}"})
+    bare = http.post(
+        EXCHANGE,
+        json={"scope": "vso.packaging"},
+        allow_redirects=False,
+        headers={"Authorization": f"Bearer {sim.mint_user_token(world.CAROL)}"},
+    )
     assert bare.status_code == 302
     # Legacy and global token hosts answer as well.
-    legacy = exchange(http, sim.mint_user_token(world.ALICE), {"scope": "vso.packaging"},
-                      "https://contoso.vssps.visualstudio.com/_apis/Token/SessionTokens"
-                      "?api-version=5.0-preview.1")
+    legacy = exchange(
+        http,
+        sim.mint_user_token(world.ALICE),
+        {"scope": "vso.packaging"},
+        "https://contoso.vssps.visualstudio.com/_apis/Token/SessionTokens"
+        "?api-version=5.0-preview.1",
+    )
     assert legacy.status_code == 200
     assert sim.count("exchange") == 8
 
 
 def test_global_exchange_and_keep_alive(sim: Simulator, http: requests.Session) -> None:
-    reply = exchange(http, sim.mint_user_token(world.CAROL), {"scope": "vso.packaging"},
-                     "https://app.vssps.visualstudio.com/_apis/Token/SessionTokens"
-                     "?api-version=5.0-preview.1")
+    reply = exchange(
+        http,
+        sim.mint_user_token(world.CAROL),
+        {"scope": "vso.packaging"},
+        "https://app.vssps.visualstudio.com/_apis/Token/SessionTokens?api-version=5.0-preview.1",
+    )
     assert reply.status_code == 200
     token = reply.json()["token"]
     # A token from app.vssps is good for the organisations of the user's tenant.
@@ -613,7 +773,10 @@ def test_fake_az_state(sim: Simulator, client_env: dict[str, str], tmp_path: Pat
     entry = json.loads(raw.decode("utf-8-sig"))["subscriptions"][0]
     assert entry["user"] == {"name": world.ALICE, "type": "user"}
     assert (entry["tenantId"], entry["isDefault"], entry["environmentName"]) == (
-        world.T_CONTOSO, True, "AzureCloud")
+        world.T_CONTOSO,
+        True,
+        "AzureCloud",
+    )
     cache = json.loads((azure / "msal_token_cache.json").read_text())
     assert {"AccessToken", "RefreshToken", "Account", "IdToken"} <= set(cache)
     assert len(cache["RefreshToken"]) == 1
@@ -627,12 +790,28 @@ def test_fake_az_state(sim: Simulator, client_env: dict[str, str], tmp_path: Pat
     assert isinstance(token["expires_on"], int)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", token["expiresOn"])
     assert "subscription" not in az_token(env, "--tenant", world.T_CONTOSO)
-    tsv = az(env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE,
-             "--query", "accessToken", "-o", "tsv")
+    tsv = az(
+        env,
+        "account",
+        "get-access-token",
+        "--resource",
+        world.DEVOPS_RESOURCE,
+        "--query",
+        "accessToken",
+        "-o",
+        "tsv",
+    )
     assert tsv.stdout.strip() == token["accessToken"]  # the second call came from the cache
 
-    other = az(env, "account", "get-access-token", "--resource", world.DEVOPS_RESOURCE,
-               "--tenant", world.T_FABRIKAM)
+    other = az(
+        env,
+        "account",
+        "get-access-token",
+        "--resource",
+        world.DEVOPS_RESOURCE,
+        "--tenant",
+        world.T_FABRIKAM,
+    )
     assert other.returncode == 1
     assert other.stderr.startswith("ERROR: AADSTS50020")
 
@@ -702,8 +881,11 @@ def test_client_env_is_isolated(client_env: dict[str, str], sim: Simulator) -> N
 
 
 def test_fault_sequence(sim: Simulator, http: requests.Session) -> None:
-    sim.fail("pkgs.dev.azure.com", r"/_packaging/shared/",
-             [(429, {"Retry-After": "1"}), 503, "pass", 500])
+    sim.fail(
+        "pkgs.dev.azure.com",
+        r"/_packaging/shared/",
+        [(429, {"Retry-After": "1"}), 503, "pass", 500],
+    )
     first = http.get(world.SHARED_INDEX)
     assert (first.status_code, first.headers["Retry-After"]) == (429, "1")
     assert http.get(world.SHARED_INDEX).status_code == 503
@@ -712,7 +894,12 @@ def test_fault_sequence(sim: Simulator, http: requests.Session) -> None:
     assert http.get(world.SHARED_INDEX).status_code == 500
     assert http.get(world.SHARED_INDEX).status_code == 401  # the sequence is used up
     assert [r.fault for r in sim.requests(path_contains="/shared/")] == [
-        "status", "status", None, "status", None]
+        "status",
+        "status",
+        None,
+        "status",
+        None,
+    ]
 
 
 def test_fault_reset_and_stall(sim: Simulator, http: requests.Session) -> None:
@@ -727,13 +914,17 @@ def test_fault_reset_and_stall(sim: Simulator, http: requests.Session) -> None:
     assert time.monotonic() - started >= 1.0
     assert late.status_code == 400  # answered normally after the stall
     sim.fail(world.IMDS_ADDRESS, "identity", [500])
-    imds = requests.get("http://169.254.169.254/metadata/identity/oauth2/token",
-                        headers={"Metadata": "true"}, timeout=5)
+    imds = requests.get(
+        "http://169.254.169.254/metadata/identity/oauth2/token",
+        headers={"Metadata": "true"},
+        timeout=5,
+    )
     assert imds.status_code == 500
 
 
-def test_fault_drip_binary_headers_and_stale_requests(sim: Simulator,
-                                                     http: requests.Session) -> None:
+def test_fault_drip_binary_headers_and_stale_requests(
+    sim: Simulator, http: requests.Session
+) -> None:
     url = "https://evil.example.com/hostile"  # a short answer: "Not Found", 9 bytes
     sim.fail("evil.example.com", "/hostile", [("drip", 0.2), ("drip", 0.01, "all")])
     started = time.monotonic()
@@ -745,14 +936,18 @@ def test_fault_drip_binary_headers_and_stale_requests(sim: Simulator,
     assert time.monotonic() - started >= 1.0  # status line and headers dripped too
     assert [r.fault for r in sim.requests()] == ["drip", "drip"]
 
-    sim.fail("evil.example.com", "/hostile", [(401, {"X-Raw": b"\xff\xfe\x80",
-                                                      "X-Cyrillic": "l\u043egin"})])
+    sim.fail(
+        "evil.example.com",
+        "/hostile",
+        [(401, {"X-Raw": b"\xff\xfe\x80", "X-Cyrillic": "l\u043egin"})],
+    )
     raw = http.get(url)
     assert raw.raw.headers["X-Raw"] == b"\xff\xfe\x80".decode("latin-1")
     assert raw.raw.headers["X-Cyrillic"] == "l\u043egin".encode().decode("latin-1")
     sim.override_discovery("contoso", {"X-VSS-AuthorizationEndpoint": b"https://x/\xff"})
     assert http.get(world.SHARED_INDEX).raw.headers["X-VSS-AuthorizationEndpoint"] == (
-        "https://x/\xff")
+        "https://x/\xff"
+    )
 
     # A request stalled past reset() belongs to a test that is over: not served, not logged.
     sim.fail("evil.example.com", "/hostile", [("stall", 1.0)])
@@ -766,12 +961,14 @@ def test_fault_drip_binary_headers_and_stale_requests(sim: Simulator,
 # --- other hosts, the log, leaks ------------------------------------------------------------
 
 
-def test_other_hosts_log_credentials_and_plain_index(sim: Simulator, http: requests.Session,
-                                                     wheelhouse: Wheelhouse) -> None:
+def test_other_hosts_log_credentials_and_plain_index(
+    sim: Simulator, http: requests.Session, wheelhouse: Wheelhouse
+) -> None:
     secret = sim.mint_user_token(world.ALICE)
     for host in ("evil.example.com", "vssps.dev.azure.com.evil.example", "pypi.org"):
-        answer = http.get(f"https://{host}/x?token={secret}",
-                          headers={"Authorization": f"Bearer {secret}"})
+        answer = http.get(
+            f"https://{host}/x?token={secret}", headers={"Authorization": f"Bearer {secret}"}
+        )
         assert answer.status_code == 404
     records = sim.requests(host="evil.example.com")
     assert len(records) == 1
@@ -791,19 +988,115 @@ def test_other_hosts_log_credentials_and_plain_index(sim: Simulator, http: reque
 def test_plain_http_is_redirected_and_logged(sim: Simulator) -> None:
     plain = requests.Session()
     plain.trust_env = False
-    answer = plain.get("http://pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/",
-                       auth=("x", "secret-over-http"), allow_redirects=False)
+    answer = plain.get(
+        "http://pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/",
+        auth=("x", "secret-over-http"),
+        allow_redirects=False,
+    )
     assert answer.status_code == 301
     assert answer.headers["Location"].startswith("https://pkgs.dev.azure.com/contoso/")
     record = sim.requests(host="pkgs.dev.azure.com")[0]
     assert (record.scheme, record.auth_scheme, record.credential_kind) == (
-        "http", "basic", "unknown")
+        "http",
+        "basic",
+        "unknown",
+    )
 
 
 def test_alternate_port(sim: Simulator, http: requests.Session) -> None:
     answer = http.get("https://pkgs.dev.azure.com:8443/contoso/_packaging/shared/pypi/simple/")
     assert answer.status_code == 401
     assert sim.requests()[0].port == 8443
+
+
+# --- the simulated network's latency ---------------------------------------------------------
+
+RTT = 0.1
+# What the machine itself adds on top (TLS in Python, a busy runner): never a whole round trip.
+SLACK = 0.09
+
+
+def _timed_get(conn: httpclient.HTTPConnection, path: str) -> tuple[float, int]:
+    started = time.monotonic()
+    conn.request("GET", path)
+    answer = conn.getresponse()
+    answer.read()
+    return time.monotonic() - started, answer.status
+
+
+def test_latency_a_new_connection_costs_three_round_trips_and_the_next_request_one(
+    sim: Simulator,
+) -> None:
+    sim.set_latency(RTT)
+    path = urllib.parse.urlsplit(world.SHARED_INDEX).path
+    tls = ssl.create_default_context(cafile=str(sim.ca_pem))
+    conn = httpclient.HTTPSConnection(world.FEED_HOST, 443, context=tls, timeout=10)
+    try:
+        first, first_status = _timed_get(conn, path)  # TCP, TLS, the request
+        second, second_status = _timed_get(conn, path)  # the same connection, kept alive
+    finally:
+        conn.close()
+    assert (first_status, second_status) == (401, 401)
+    assert 3 * RTT <= first < 3 * RTT + SLACK, first
+    assert RTT <= second < RTT + SLACK, second
+    one, two = sim.requests(kind="discovery")
+    assert one.connection == two.connection != 0
+    assert one.time - one.connected_at >= 3 * RTT
+    assert two.time - two.arrived >= RTT
+
+    plain = httpclient.HTTPConnection(world.FEED_HOST, 80, timeout=10)
+    try:
+        over_http, status = _timed_get(plain, path)  # TCP, the request: no TLS
+    finally:
+        plain.close()
+    assert status == 301
+    assert 2 * RTT <= over_http < 2 * RTT + SLACK, over_http
+
+    imds = httpclient.HTTPConnection(world.IMDS_ADDRESS, 80, timeout=10)
+    try:
+        local, _ = _timed_get(imds, "/metadata/identity/oauth2/token")
+    finally:
+        imds.close()
+    assert local < RTT, f"IMDS is on the machine itself, yet took {local:.3f} s"
+
+    sim.reset()  # back to the loopback as it is
+    conn = httpclient.HTTPSConnection(world.FEED_HOST, 443, context=tls, timeout=10)
+    try:
+        after_reset, _ = _timed_get(conn, path)
+    finally:
+        conn.close()
+    assert after_reset < RTT, after_reset
+
+
+def test_latency_from_the_environment(tmp_path: Path) -> None:
+    """AKN_SIM_RTT_MS is the latency a simulator starts with, and what reset() goes back to."""
+    code = (
+        "import sys; from pathlib import Path; from tests.e2e.sim.server import Simulator\n"
+        "with Simulator(Path(sys.argv[1])) as sim:\n"
+        "    before = sim.state.knobs.round_trip; sim.set_latency(0); sim.reset()\n"
+        "    print(before, sim.state.knobs.round_trip)\n"
+    )
+    # A namespace of its own: the session's simulator holds the ports.
+    env = {k: v for k, v in os.environ.items() if k != "AKN_E2E_NETNS"}
+    env["AKN_SIM_RTT_MS"] = "40"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.sim.netns", "--", sys.executable, "-c", code,
+         str(tmp_path / "sim")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0.04", "0.04"]
+
+
+@pytest.mark.parametrize("value", ["forty", "-5", "nan", "inf", "1e9"])
+def test_latency_from_the_environment_must_be_milliseconds(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RTT_VAR, value)
+    with pytest.raises(ValueError, match=r"want milliseconds of one round trip, 0 to 10000"):
+        round_trip_from_environment()
+    monkeypatch.setenv(RTT_VAR, " 12.5 ")
+    assert round_trip_from_environment() == 0.0125
 
 
 # --- the guard outside the namespace ------------------------------------------------------------
@@ -815,9 +1108,22 @@ def test_outside_the_namespace_skips_or_fails(ci: str) -> None:
     if ci:
         env["CI"] = ci
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-         "tests/e2e/test_simulator.py::test_runs_inside_the_namespace"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "tests/e2e/test_simulator.py::test_runs_inside_the_namespace",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if ci:
         assert result.returncode != 0
@@ -848,9 +1154,16 @@ def _header(token: str) -> dict[str, Any]:
 
 
 def _assertion_answer(http: requests.Session, client_id: str, assertion: str) -> requests.Response:
-    return http.post(CONTOSO_TOKEN_URL, data={
-        "grant_type": "client_credentials", "client_id": client_id, "scope": world.DEVOPS_SCOPE,
-        "client_assertion_type": JWT_BEARER, "client_assertion": assertion})
+    return http.post(
+        CONTOSO_TOKEN_URL,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "scope": world.DEVOPS_SCOPE,
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": assertion,
+        },
+    )
 
 
 def test_github_actions_id_token_service(sim: Simulator, http: requests.Session) -> None:
@@ -860,7 +1173,9 @@ def test_github_actions_id_token_service(sim: Simulator, http: requests.Session)
     guid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     assert re.fullmatch(
         rf"https://pipelinesghubeus2\.actions\.githubusercontent\.com/\w+/{guid}/_apis/"
-        rf"distributedtask/hubs/Actions/plans/{guid}/jobs/{guid}/idtoken\?api-version=2\.0", url)
+        rf"distributedtask/hubs/Actions/plans/{guid}/jobs/{guid}/idtoken\?api-version=2\.0",
+        url,
+    )
     assert request_token in sim.issued_secrets()
 
     # What actions/core's getIDToken and azure/login do: append the audience, send the bearer.
@@ -873,20 +1188,29 @@ def test_github_actions_id_token_service(sim: Simulator, http: requests.Session)
     assert body["iss"] == "https://token.actions.githubusercontent.com"
     assert (body["sub"], body["aud"]) == (world.GITHUB_SUBJECT_CONTOSO, world.FEDERATED_AUDIENCE)
     assert (body["repository"], body["repository_owner"], body["ref"]) == (
-        "contoso/app", "contoso", "refs/heads/main")
+        "contoso/app",
+        "contoso",
+        "refs/heads/main",
+    )
     assert body["exp"] - body["iat"] == 300
     assert body["nbf"] <= time.time() <= body["exp"]
     header = _header(token)
     assert header["alg"] == "RS256"
     # The issuer publishes the key that signed it, under the header's kid.
-    issuer = http.get("https://token.actions.githubusercontent.com/.well-known/"
-                      "openid-configuration").json()
+    issuer = http.get(
+        "https://token.actions.githubusercontent.com/.well-known/openid-configuration"
+    ).json()
     assert issuer["issuer"] == "https://token.actions.githubusercontent.com"
     keys = http.get(issuer["jwks_uri"]).json()["keys"]
     assert [k["kid"] for k in keys] == [header["kid"]]
     public_key = jwt.PyJWK(keys[0]).key
-    verified = jwt.decode(token, public_key, algorithms=["RS256"],
-                          audience=world.FEDERATED_AUDIENCE, issuer=issuer["issuer"])
+    verified = jwt.decode(
+        token,
+        public_key,
+        algorithms=["RS256"],
+        audience=world.FEDERATED_AUDIENCE,
+        issuer=issuer["issuer"],
+    )
     assert verified["sub"] == world.GITHUB_SUBJECT_CONTOSO
 
     # No audience: the owner's URL. No api-version: answered all the same.
@@ -895,8 +1219,11 @@ def test_github_actions_id_token_service(sim: Simulator, http: requests.Session)
     bare = url.split("?", 1)[0] + "?audience=custom-aud"
     assert claims(http.get(bare, headers=bearer).json()["value"])["aud"] == "custom-aud"
 
-    for refused in ({}, {"Authorization": "Bearer not-the-token"},
-                    {"Authorization": f"Basic {request_token}"}):
+    for refused in (
+        {},
+        {"Authorization": "Bearer not-the-token"},
+        {"Authorization": f"Basic {request_token}"},
+    ):
         answer = http.get(url, headers=refused)
         assert answer.status_code == 401
         assert answer.headers["Content-Type"].startswith("application/json")
@@ -918,13 +1245,15 @@ def test_entra_trusts_github_actions_for_the_registered_repository(
 ) -> None:
     env = sim.github_actions()
 
-    def github_token(audience: str | None = world.FEDERATED_AUDIENCE,
-                     job: dict[str, str] = env) -> str:
+    def github_token(
+        audience: str | None = world.FEDERATED_AUDIENCE, job: dict[str, str] = env
+    ) -> str:
         url = job["ACTIONS_ID_TOKEN_REQUEST_URL"]
         if audience is not None:
             url += f"&audience={audience}"
-        answer = http.get(url, headers={
-            "Authorization": f"Bearer {job['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"})
+        answer = http.get(
+            url, headers={"Authorization": f"Bearer {job['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"}
+        )
         return str(answer.json()["value"])
 
     ok = _assertion_answer(http, world.SP_CONTOSO_GITHUB, github_token())
@@ -952,10 +1281,18 @@ def test_entra_trusts_github_actions_for_the_registered_repository(
     # Right claims, signed by another issuer's key (Azure Pipelines'): refused.
     now = int(time.time())
     wrong_key = jwt.encode(
-        {"iss": world.GITHUB_ISSUER, "sub": world.GITHUB_SUBJECT_CONTOSO,
-         "aud": world.FEDERATED_AUDIENCE, "iat": now, "nbf": now, "exp": now + 300},
-        sim.state.keys.oidc.private_key, algorithm="RS256",
-        headers={"kid": sim.state.keys.oidc.kid})
+        {
+            "iss": world.GITHUB_ISSUER,
+            "sub": world.GITHUB_SUBJECT_CONTOSO,
+            "aud": world.FEDERATED_AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+        },
+        sim.state.keys.oidc.private_key,
+        algorithm="RS256",
+        headers={"kid": sim.state.keys.oidc.kid},
+    )
     assert refused(world.SP_CONTOSO_GITHUB, wrong_key) == [700027]
     expired = sim.mint_federated_assertion(world.SP_CONTOSO_GITHUB, lifetime=-60)
     assert refused(world.SP_CONTOSO_GITHUB, expired) == [700024]
@@ -995,7 +1332,9 @@ def test_pipeline_access_token(sim: Simulator, http: requests.Session, tmp_path:
     assert http.get(world.RELEASES_INDEX, auth=("x", token)).status_code == 401  # other org
     record = sim.requests(kind="index")[0]
     assert (record.credential_kind, record.principal) == (
-        "pipeline", "Project Collection Build Service (contoso)")
+        "pipeline",
+        "Project Collection Build Service (contoso)",
+    )
     # Not an Entra token: the session-token exchange refuses it.
     refused = exchange(http, token, {"displayName": "t", "scope": "vso.packaging"})
     assert refused.status_code == 401
@@ -1003,8 +1342,10 @@ def test_pipeline_access_token(sim: Simulator, http: requests.Session, tmp_path:
 
     read_only = sim.add_pipeline_token("contoso", "vso.packaging")
     assert http.get(world.SHARED_INDEX, auth=("x", read_only)).status_code == 200
-    assert _upload(http, build_wheel(tmp_path / "ro", "ropkg", "1.0"),
-                   ("x", read_only)).status_code == 403
+    assert (
+        _upload(http, build_wheel(tmp_path / "ro", "ropkg", "1.0"), ("x", read_only)).status_code
+        == 403
+    )
     fabrikam = sim.add_pipeline_token("fabrikam")
     assert http.get(world.RELEASES_INDEX, auth=("x", fabrikam)).status_code == 200
     assert http.get(world.SHARED_INDEX, auth=("x", fabrikam)).status_code == 401
@@ -1021,21 +1362,31 @@ def test_pipeline_access_token(sim: Simulator, http: requests.Session, tmp_path:
     }
     onprem = sim.pipeline_env(world.ORG_ONPREM, "t")
     assert onprem["SYSTEM_TEAMFOUNDATIONCOLLECTIONURI"] == (
-        "https://ads.example.com/tfs/DefaultCollection/")
+        "https://ads.example.com/tfs/DefaultCollection/"
+    )
 
 
 # --- GitHub Codespaces' ~/ado-auth-helper ------------------------------------------------------
 
 
-def ado_helper(env: dict[str, str], helper: Path, *args: str, stdin: str = "",
-               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def ado_helper(
+    env: dict[str, str], helper: Path, *args: str, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     # Not helpers.run: printing the token is what the helper is for, like `keyring get`.
-    return subprocess.run([str(helper), *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [str(helper), *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def test_codespaces_ado_auth_helper(sim: Simulator, client_env: dict[str, str],
-                                    http: requests.Session, tmp_path: Path) -> None:
+def test_codespaces_ado_auth_helper(
+    sim: Simulator, client_env: dict[str, str], http: requests.Session, tmp_path: Path
+) -> None:
     from .scenarios import codespaces
 
     home = Path(client_env["HOME"])
@@ -1052,11 +1403,18 @@ def test_codespaces_ado_auth_helper(sim: Simulator, client_env: dict[str, str],
     token = done.stdout.strip()
     body = claims(token)
     assert (body["aud"], body["upn"], body["tid"], body["appid"]) == (
-        world.DEVOPS_RESOURCE, world.ALICE, world.T_CONTOSO, world.VSCODE_CLIENT_ID)
+        world.DEVOPS_RESOURCE,
+        world.ALICE,
+        world.T_CONTOSO,
+        world.VSCODE_CLIENT_ID,
+    )
     assert token in sim.issued_secrets()
     record = sim.requests(kind="token")[0]
     assert (record.grant_type, record.client_id, record.principal) == (
-        "password", world.VSCODE_CLIENT_ID, world.ALICE)
+        "password",
+        world.VSCODE_CLIENT_ID,
+        world.ALICE,
+    )
     assert http.get(world.SHARED_INDEX, auth=("x", token)).status_code == 200
     assert exchange(http, token, {"scope": "vso.packaging"}).status_code == 200
 
@@ -1090,8 +1448,9 @@ def test_codespaces_ado_auth_helper_knobs(sim: Simulator, client_env: dict[str, 
     assert (broken.returncode, broken.stdout) == (1, "")
     assert "AggregateError" in broken.stderr
     with pytest.raises(subprocess.TimeoutExpired):
-        ado_helper({**client_env, "FAKE_ADO_HELPER_HANG": "1"}, helper, "get-access-token",
-                   timeout=1)
+        ado_helper(
+            {**client_env, "FAKE_ADO_HELPER_HANG": "1"}, helper, "get-access-token", timeout=1
+        )
     assert sim.count("token") == 0
     ok = ado_helper(client_env, helper, "get-access-token")
     assert claims(ok.stdout.strip())["upn"] == world.BOB
@@ -1112,9 +1471,9 @@ def _public_client(sim: Simulator, cache: Any) -> Any:
     )
 
 
-def test_msal_device_code_then_silent_refresh(sim: Simulator, http: requests.Session,
-                                              tmp_path: Path,
-                                              identity_env: pytest.MonkeyPatch) -> None:
+def test_msal_device_code_then_silent_refresh(
+    sim: Simulator, http: requests.Session, tmp_path: Path, identity_env: pytest.MonkeyPatch
+) -> None:
     import msal
 
     # Under MSAL's five minutes of headroom: the next silent request must use the refresh token.
@@ -1137,8 +1496,8 @@ def test_msal_device_code_then_silent_refresh(sim: Simulator, http: requests.Ses
     assert result["id_token_claims"]["preferred_username"] == world.BOB
     polls = sim.requests(kind="token")
     assert [(r.grant_type, r.status) for r in polls] == [
-        ("urn:ietf:params:oauth:grant-type:device_code", 400)] * 2 + [
-        ("urn:ietf:params:oauth:grant-type:device_code", 200)]
+        ("urn:ietf:params:oauth:grant-type:device_code", 400)
+    ] * 2 + [("urn:ietf:params:oauth:grant-type:device_code", 200)]
     assert sim.count("devicecode") == 1
 
     # A later process: the persisted cache, its account, a silent request.
@@ -1150,20 +1509,25 @@ def test_msal_device_code_then_silent_refresh(sim: Simulator, http: requests.Ses
     accounts = later.get_accounts()
     user = world.USERS[world.BOB]
     assert [(a["username"], a["home_account_id"]) for a in accounts] == [
-        (world.BOB, f"{user.oid}.{world.T_CONTOSO}")]
+        (world.BOB, f"{user.oid}.{world.T_CONTOSO}")
+    ]
     silent = later.acquire_token_silent([world.DEVOPS_SCOPE], account=accounts[0])
     assert silent is not None
     assert "access_token" in silent, silent
     assert silent["token_source"] == "identity_provider"
     refresh = sim.requests(kind="token")[-1]
     assert (refresh.grant_type, refresh.client_id, refresh.status) == (
-        "refresh_token", world.ARTIFACTS_CREDPROVIDER_CLIENT_ID, 200)
+        "refresh_token",
+        world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+        200,
+    )
     assert exchange(http, silent["access_token"], {"scope": "vso.packaging"}).status_code == 200
 
     # With a fresh access token in the cache, a silent request needs no network at all.
     sim.set_token_lifetime(user=3600)
-    fresh = later.acquire_token_silent([world.DEVOPS_SCOPE], account=accounts[0],
-                                       force_refresh=True)
+    fresh = later.acquire_token_silent(
+        [world.DEVOPS_SCOPE], account=accounts[0], force_refresh=True
+    )
     assert fresh is not None
     assert "access_token" in fresh
     before = len(sim.requests())
@@ -1173,8 +1537,9 @@ def test_msal_device_code_then_silent_refresh(sim: Simulator, http: requests.Ses
     assert len(sim.requests()) == before
 
 
-def test_msal_device_code_declined_and_expired(sim: Simulator,
-                                               identity_env: pytest.MonkeyPatch) -> None:
+def test_msal_device_code_declined_and_expired(
+    sim: Simulator, identity_env: pytest.MonkeyPatch
+) -> None:
     import msal
 
     sim.set_device_flow(decline=True, interval=1)
@@ -1206,12 +1571,21 @@ def _pkce() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def _authorize(http: requests.Session, challenge: str, url: str = AUTHORIZE,
-               **extra: str) -> requests.Response:
-    params = {"client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID, "response_type": "code",
-              "redirect_uri": LOOPBACK, "scope": SIGN_IN_SCOPE, "state": "st4te",
-              "nonce": "n0nce", "code_challenge": challenge, "code_challenge_method": "S256",
-              "prompt": "select_account", **extra}
+def _authorize(
+    http: requests.Session, challenge: str, url: str = AUTHORIZE, **extra: str
+) -> requests.Response:
+    params = {
+        "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": LOOPBACK,
+        "scope": SIGN_IN_SCOPE,
+        "state": "st4te",
+        "nonce": "n0nce",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "prompt": "select_account",
+        **extra,
+    }
     return http.get(url, params={k: v for k, v in params.items() if v}, allow_redirects=False)
 
 
@@ -1223,11 +1597,19 @@ def _sent_back(response: requests.Response) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
 
 
-def _redeem(http: requests.Session, code: str, verifier: str, url: str = CODE_TOKEN,
-            **extra: str) -> requests.Response:
-    form = {"grant_type": "authorization_code", "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
-            "code": code, "redirect_uri": LOOPBACK, "code_verifier": verifier,
-            "scope": SIGN_IN_SCOPE, "client_info": "1", **extra}
+def _redeem(
+    http: requests.Session, code: str, verifier: str, url: str = CODE_TOKEN, **extra: str
+) -> requests.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+        "code": code,
+        "redirect_uri": LOOPBACK,
+        "code_verifier": verifier,
+        "scope": SIGN_IN_SCOPE,
+        "client_info": "1",
+        **extra,
+    }
     return http.post(url, data=form)
 
 
@@ -1235,8 +1617,9 @@ def _aadsts(response: requests.Response) -> tuple[str, list[int]]:
     return response.json()["error"], response.json()["error_codes"]
 
 
-def test_authorize_sends_a_code_that_redeems_once_with_pkce(sim: Simulator,
-                                                           http: requests.Session) -> None:
+def test_authorize_sends_a_code_that_redeems_once_with_pkce(
+    sim: Simulator, http: requests.Session
+) -> None:
     sim.set_browser_user(world.BOB)
     verifier, challenge = _pkce()
     back = _sent_back(_authorize(http, challenge))
@@ -1245,7 +1628,11 @@ def test_authorize_sends_a_code_that_redeems_once_with_pkce(sim: Simulator,
     assert code in sim.issued_secrets()
     (seen,) = sim.requests(kind="authorize")
     assert (seen.status, seen.principal, seen.client_id, seen.extra["outcome"]) == (
-        302, world.BOB, world.ARTIFACTS_CREDPROVIDER_CLIENT_ID, "code")
+        302,
+        world.BOB,
+        world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+        "code",
+    )
     assert "secret_in_url" not in seen.extra
 
     done = _redeem(http, code, verifier)
@@ -1253,28 +1640,48 @@ def test_authorize_sends_a_code_that_redeems_once_with_pkce(sim: Simulator,
     body = done.json()
     access = claims(body["access_token"])
     assert (access["upn"], access["tid"], access["aud"], access["appid"]) == (
-        world.BOB, world.T_CONTOSO, world.DEVOPS_RESOURCE, world.ARTIFACTS_CREDPROVIDER_CLIENT_ID)
+        world.BOB,
+        world.T_CONTOSO,
+        world.DEVOPS_RESOURCE,
+        world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+    )
     # As Entra answers: the permissions and the .default asked for, never openid or profile.
-    assert body["scope"].split() == [f"{world.DEVOPS_RESOURCE}/user_impersonation",
-                                     world.DEVOPS_SCOPE]
+    assert body["scope"].split() == [
+        f"{world.DEVOPS_RESOURCE}/user_impersonation",
+        world.DEVOPS_SCOPE,
+    ]
     assert body["refresh_token"] in sim.issued_secrets()
     identity = claims(body["id_token"])
     assert (identity["preferred_username"], identity["nonce"], identity["aud"]) == (
-        world.BOB, "n0nce", world.ARTIFACTS_CREDPROVIDER_CLIENT_ID)
+        world.BOB,
+        "n0nce",
+        world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+    )
     assert json.loads(base64.urlsafe_b64decode(body["client_info"] + "==")) == {
-        "uid": world.USERS[world.BOB].oid, "utid": world.T_CONTOSO}
+        "uid": world.USERS[world.BOB].oid,
+        "utid": world.T_CONTOSO,
+    }
     assert exchange(http, body["access_token"], {"scope": "vso.packaging"}).status_code == 200
     # The refresh token works like any other user grant's.
-    refreshed = http.post(CODE_TOKEN, data={
-        "grant_type": "refresh_token", "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
-        "refresh_token": body["refresh_token"], "scope": SIGN_IN_SCOPE})
+    refreshed = http.post(
+        CODE_TOKEN,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+            "refresh_token": body["refresh_token"],
+            "scope": SIGN_IN_SCOPE,
+        },
+    )
     assert claims(refreshed.json()["access_token"])["upn"] == world.BOB
 
     again = _redeem(http, code, verifier)
     assert (again.status_code, *_aadsts(again)) == (400, "invalid_grant", [54005])
     grants = [(r.grant_type, r.status) for r in sim.requests(kind="token")]
-    assert grants == [("authorization_code", 200), ("refresh_token", 200),
-                      ("authorization_code", 400)]
+    assert grants == [
+        ("authorization_code", 200),
+        ("refresh_token", 200),
+        ("authorization_code", 400),
+    ]
 
 
 def test_authorization_code_is_bound_to_verifier_client_redirect_tenant_and_time(
@@ -1300,11 +1707,14 @@ def test_authorization_code_is_bound_to_verifier_client_redirect_tenant_and_time
     moved = _redeem(http, code, verifier, redirect_uri="http://localhost:49153")
     assert _aadsts(moved) == ("invalid_grant", [500112])
     code, verifier = fresh()
-    elsewhere = _redeem(http, code, verifier, url=CODE_TOKEN.replace(world.T_CONTOSO,
-                                                                     world.T_FABRIKAM))
+    elsewhere = _redeem(
+        http, code, verifier, url=CODE_TOKEN.replace(world.T_CONTOSO, world.T_FABRIKAM)
+    )
     assert _aadsts(elsewhere) == ("invalid_grant", [700005])
     code, verifier = fresh()
-    other_resource = _redeem(http, code, verifier, scope="https://management.core.windows.net//.default")
+    other_resource = _redeem(
+        http, code, verifier, scope="https://management.core.windows.net//.default"
+    )
     assert _aadsts(other_resource) == ("invalid_grant", [70000])
     code, verifier = fresh()
     with sim.state.lock:
@@ -1316,13 +1726,20 @@ def test_authorization_code_is_bound_to_verifier_client_redirect_tenant_and_time
     assert 590 < sim.state.grants.auth_codes[code].expires_at - time.time() <= 600
 
 
-def test_authorize_redirect_uri_must_be_the_loopback(sim: Simulator,
-                                                     http: requests.Session) -> None:
+def test_authorize_redirect_uri_must_be_the_loopback(
+    sim: Simulator, http: requests.Session
+) -> None:
     sim.set_browser_user(world.BOB)
     _, challenge = _pkce()
-    for refused in ("https://evil.example.com/", "http://localhost.evil.example:8080",
-                    "http://evil.example.com@localhost:8080", "https://localhost:8080",
-                    "http://10.0.0.1:8080", "http://localhost:8080/#x", ""):
+    for refused in (
+        "https://evil.example.com/",
+        "http://localhost.evil.example:8080",
+        "http://evil.example.com@localhost:8080",
+        "https://localhost:8080",
+        "http://10.0.0.1:8080",
+        "http://localhost:8080/#x",
+        "",
+    ):
         page = _authorize(http, challenge, redirect_uri=refused or "")
         assert page.status_code == 400, refused
         assert page.headers["Content-Type"].startswith("text/html")
@@ -1337,11 +1754,14 @@ def test_authorize_redirect_uri_must_be_the_loopback(sim: Simulator,
     assert (unknown.status_code, "AADSTS90002" in unknown.text) == (400, True)
     outcomes = [r.extra["outcome"] for r in sim.requests(kind="authorize")]
     assert outcomes == ["error page AADSTS50011"] * 7 + ["code"] * 3 + [
-        "error page AADSTS900144", "error page AADSTS90002"]
+        "error page AADSTS900144",
+        "error page AADSTS90002",
+    ]
 
 
-def test_authorize_without_a_signed_in_browser_and_other_answers(sim: Simulator,
-                                                                 http: requests.Session) -> None:
+def test_authorize_without_a_signed_in_browser_and_other_answers(
+    sim: Simulator, http: requests.Session
+) -> None:
     _, challenge = _pkce()
     page = _authorize(http, challenge)  # nobody signed in (the baseline)
     assert page.status_code == 200
@@ -1356,13 +1776,18 @@ def test_authorize_without_a_signed_in_browser_and_other_answers(sim: Simulator,
     assert _authorize(http, challenge, login_hint=world.ALICE).status_code == 200  # not him
     assert _authorize(http, challenge, prompt="login").status_code == 200
     assert "code" in _sent_back(_authorize(http, challenge, login_hint=world.BOB.upper()))
-    guest = _sent_back(_authorize(http, challenge, url=AUTHORIZE.replace(world.T_CONTOSO,
-                                                                         world.T_FABRIKAM)))
+    guest = _sent_back(
+        _authorize(http, challenge, url=AUTHORIZE.replace(world.T_CONTOSO, world.T_FABRIKAM))
+    )
     assert guest["error_description"].startswith("AADSTS50020:")
     assert _sent_back(_authorize(http, challenge, response_type="token"))["error"] == (
-        "unsupported_response_type")
-    two = _sent_back(_authorize(http, challenge,
-                                scope=f"{world.DEVOPS_SCOPE} https://graph.microsoft.com/.default"))
+        "unsupported_response_type"
+    )
+    two = _sent_back(
+        _authorize(
+            http, challenge, scope=f"{world.DEVOPS_SCOPE} https://graph.microsoft.com/.default"
+        )
+    )
     assert two["error"] == "invalid_scope"
 
     sim.set_browser_user(world.BOB, consent=False)
@@ -1426,24 +1851,37 @@ class _Loopback:
         self.server.server_close()
 
 
-def test_fake_browser_delivers_the_answer_to_the_loopback(sim: Simulator,
-                                                          client_env: dict[str, str],
-                                                          tmp_path: Path) -> None:
+def test_fake_browser_delivers_the_answer_to_the_loopback(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
     sim.set_browser_user(world.BOB)
     log = tmp_path / "browser.log"
     env = {**client_env, "FAKE_BROWSER_LOG": str(log)}
     _, challenge = _pkce()
     loopback = _Loopback()
     try:
+
         def visit(**extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
-            params = {"client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
-                      "response_type": "code", "scope": SIGN_IN_SCOPE, "state": "st4te",
-                      "redirect_uri": f"http://localhost:{loopback.port}/cb",
-                      "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+            params = {
+                "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+                "response_type": "code",
+                "scope": SIGN_IN_SCOPE,
+                "state": "st4te",
+                "redirect_uri": f"http://localhost:{loopback.port}/cb",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                **extra,
+            }
             url = f"{AUTHORIZE}?{urllib.parse.urlencode(params)}"
             loopback.arrived.clear()
-            done = subprocess.run([str(FAKE_BROWSER), url], env=env, capture_output=True,
-                                  text=True, timeout=30, check=False)
+            done = subprocess.run(
+                [str(FAKE_BROWSER), url],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
             return done, url
 
         query, first = visit()
@@ -1469,7 +1907,10 @@ def test_fake_browser_delivers_the_answer_to_the_loopback(sim: Simulator,
         assert len(loopback.seen) == 2
         assert log.read_text().splitlines() == [first, second, third]
         assert [r.extra["outcome"] for r in sim.requests(kind="authorize")] == [
-            "code", "code", "sign-in page"]
+            "code",
+            "code",
+            "sign-in page",
+        ]
         ua = sim.requests(kind="authorize")[0].user_agent
         assert ua is not None and "fake-browser" in ua
     finally:
@@ -1488,20 +1929,31 @@ print(json.dumps({"ok": "access_token" in result, "error": result.get("error"),
 """
 
 
-def _msal_browser_sign_in(env: dict[str, str], hint: str = "",
-                          timeout: int = 30) -> dict[str, Any]:
+def _msal_browser_sign_in(env: dict[str, str], hint: str = "", timeout: int = 30) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", MSAL_BROWSER_SIGN_IN, world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
-         f"https://login.microsoftonline.com/{world.T_CONTOSO}", world.DEVOPS_SCOPE, hint,
-         str(timeout)],
-        env=env, capture_output=True, text=True, timeout=timeout + 30, check=False)
+        [
+            sys.executable,
+            "-c",
+            MSAL_BROWSER_SIGN_IN,
+            world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+            f"https://login.microsoftonline.com/{world.T_CONTOSO}",
+            world.DEVOPS_SCOPE,
+            hint,
+            str(timeout),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout + 30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 
 
-def test_msal_interactive_sign_in_through_the_fake_browser(sim: Simulator,
-                                                           client_env: dict[str, str],
-                                                           tmp_path: Path) -> None:
+def test_msal_interactive_sign_in_through_the_fake_browser(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
     """MSAL as it is (form_post to its loopback server, PKCE, nonce) against the simulator."""
     log = tmp_path / "browser.log"
     env = {**client_env, "BROWSER": str(FAKE_BROWSER), "FAKE_BROWSER_LOG": str(log)}
@@ -1509,7 +1961,11 @@ def test_msal_interactive_sign_in_through_the_fake_browser(sim: Simulator,
     sim.set_browser_user(world.CAROL)
     sim.add_guest(world.CAROL, world.T_CONTOSO)
     assert _msal_browser_sign_in(env) == {
-        "ok": True, "error": None, "user": world.CAROL, "accounts": [world.CAROL]}
+        "ok": True,
+        "error": None,
+        "user": world.CAROL,
+        "accounts": [world.CAROL],
+    }
     (url,) = log.read_text().splitlines()
     params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
     assert url.startswith(f"{AUTHORIZE}?")

@@ -6,8 +6,10 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ from artifacts_keyring_nofuss.identities.azure_cli import (
 from artifacts_keyring_nofuss.identities.azure_identity import AzureIdentitySource
 from artifacts_keyring_nofuss.tokens import Token
 
-from .helpers import APP_ID, TENANT, USER_OID, feed, token_request, user_jwt
+from .helpers import APP_ID, TENANT, USER_OID, app_jwt, feed, token_request, user_jwt
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake az is a POSIX shell script")
 
@@ -689,3 +691,136 @@ def _config_dir() -> Path:
     found = config_dir()
     assert found is not None
     return found
+
+
+# ---------------------------------------------------------------- az's own token cache
+
+AZ_CLIENT = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+HOME_ID = f"{USER_OID}.{TENANT}"
+
+
+def _cache(
+    username: object = "alice@contoso.com",
+    client: object = AZ_CLIENT,
+    realm: object = TENANT,
+    target: object = f"{DEVOPS_RESOURCE}/user_impersonation {DEVOPS_RESOURCE}/.default",
+    expires_in: float = 3600,
+    secret: object = None,
+    environment: object = "login.microsoftonline.com",
+    accounts: int = 1,
+) -> dict[str, object]:
+    """An MSAL token cache as az 2.91 keeps it: the account, and one access token."""
+    expires = str(int(time.time() + expires_in))
+    account = {
+        "home_account_id": HOME_ID,
+        "environment": "login.microsoftonline.com",
+        "realm": TENANT,
+        "local_account_id": USER_OID,
+        "username": username,
+        "authority_type": "MSSTS",
+    }
+    return {
+        "Account": {f"{HOME_ID}-login.microsoftonline.com-{n}": account for n in range(accounts)}
+        | ({f"other-{n}": dict(account, home_account_id=f"x{n}.y") for n in range(accounts - 1)}),
+        "AccessToken": {
+            "key": {
+                "credential_type": "AccessToken",
+                "secret": user_jwt() if secret is None else secret,
+                "home_account_id": HOME_ID,
+                "environment": environment,
+                "client_id": client,
+                "target": target,
+                "realm": realm,
+                "token_type": "Bearer",
+                "cached_at": str(int(time.time())),
+                "expires_on": expires,
+                "extended_expires_on": expires,
+            }
+        },
+        "RefreshToken": {},
+        "IdToken": {},
+        "AppMetadata": {},
+    }
+
+
+def _write_cache(data: object, mode: int = 0o600) -> Path:
+    path = _config_dir() / "msal_token_cache.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_a_token_in_azs_own_cache_is_used_without_running_az(fake_az: FakeAz) -> None:
+    fake_az.prints(_az_json(user_jwt(upn="someone-else@contoso.com")))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache())
+    got = _get()
+    assert isinstance(got, Token)
+    assert got.secret == user_jwt()
+    assert got.identity == "azure_cli:alice@contoso.com"
+    assert not fake_az.argv_file.exists()  # az never ran
+
+
+NOT_USED = {
+    "another account": {"username": "bob@contoso.com"},
+    "another client": {"client": "872cd9fa-d31f-45e0-9eab-6e460a02d1f1"},
+    "another tenant": {"realm": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"},
+    "another resource": {"target": "https://management.core.windows.net//.default"},
+    "a resource that only starts alike": {"target": f"{DEVOPS_RESOURCE}0/.default"},
+    "expiring within five minutes": {"expires_in": 200},
+    "expired": {"expires_in": -10},
+    "another cloud": {"environment": "login.evil.example"},
+    "a secret with a newline": {"secret": "eyJ.a\nb.c"},
+    "a secret that is not text": {"secret": 42},
+    "the same name twice": {"accounts": 2},
+    "a token of another tenant": {"secret": user_jwt(tid="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")},
+    "a token for someone else": {"secret": user_jwt(upn="mallory@contoso.com")},
+}
+
+
+@pytest.mark.parametrize("change", list(NOT_USED.values()), ids=list(NOT_USED))
+def test_anything_unclear_in_azs_cache_runs_az(fake_az: FakeAz, change: dict[str, Any]) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache(**change))
+    got = _get()
+    assert isinstance(got, Token)
+    assert fake_az.argv_file.exists()  # az ran
+
+
+@pytest.mark.parametrize(
+    "content", ["", "not json", "[]", '{"AccessToken": []}', "{" * 10_000, '{"Account": {}}']
+)
+def test_a_cache_that_is_not_one_runs_az(fake_az: FakeAz, content: str) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(content)
+    assert isinstance(_get(), Token)
+    assert fake_az.argv_file.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+def test_a_cache_others_could_have_written_is_not_read(fake_az: FakeAz, mode: int) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache(), mode)
+    assert isinstance(_get(), Token)
+    assert fake_az.argv_file.exists()
+
+
+def test_a_service_principal_always_asks_az(fake_az: FakeAz) -> None:
+    fake_az.prints(_az_json(app_jwt()))
+    _write_profile(_profile(_subscription(name=APP_ID, kind="servicePrincipal")))
+    _write_cache(_cache(username=APP_ID))
+    assert isinstance(_get(), Token)
+    assert fake_az.argv_file.exists()
+
+
+def test_without_a_guid_tenant_az_is_asked(fake_az: FakeAz) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    _write_cache(_cache())
+    assert isinstance(_get("contoso.onmicrosoft.com"), Token)
+    assert fake_az.argv_file.exists()

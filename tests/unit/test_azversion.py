@@ -43,8 +43,10 @@ def test_what_is_not_a_version_is_no_problem(version: str) -> None:
 def dist_info(site_packages: Path, version: str, metadata: str | None = None) -> Path:
     info = site_packages / f"azure_cli-{version}.dist-info"
     info.mkdir(parents=True)
-    text = metadata if metadata is not None else (
-        f"Metadata-Version: 2.4\nName: azure-cli\nVersion: {version}\n\nlong description\n"
+    text = (
+        metadata
+        if metadata is not None
+        else (f"Metadata-Version: 2.4\nName: azure-cli\nVersion: {version}\n\nlong description\n")
     )
     (info / "METADATA").write_text(text, encoding="utf-8")
     return info
@@ -105,8 +107,11 @@ def test_the_windows_installer_layout(tmp_path: Path) -> None:
 @posix_only
 def test_the_version_comes_from_metadata_not_the_folder_name(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    dist_info(venv / "lib/python3.11/site-packages", "2.84.0",
-              "Name: azure-cli\nVersion: 2.84.1\n\nVersion: 9.9.9\n")
+    dist_info(
+        venv / "lib/python3.11/site-packages",
+        "2.84.0",
+        "Name: azure-cli\nVersion: 2.84.1\n\nVersion: 9.9.9\n",
+    )
     az = launcher(venv / "bin/az", f"#!{venv}/bin/python3.11\n")
     assert az_version(str(az)) == "2.84.1"
 
@@ -138,8 +143,10 @@ def test_two_installations_under_one_prefix_ask_az_itself(tmp_path: Path) -> Non
 def test_asking_az(tmp_path: Path, output: str, expected: str | None) -> None:
     script = tmp_path / "az"
     (tmp_path / "out.json").write_text(output, encoding="utf-8")
-    launcher(script, f'#!/bin/sh\n[ "$*" = "version --output json" ] || exit 2\n'
-                     f'cat "{tmp_path}/out.json"\n')
+    launcher(
+        script,
+        f'#!/bin/sh\n[ "$*" = "version --output json" ] || exit 2\ncat "{tmp_path}/out.json"\n',
+    )
     assert az_version(str(script)) == expected
 
 

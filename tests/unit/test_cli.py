@@ -426,6 +426,7 @@ def test_status_as_json_with_nothing_cached(capsys: pytest.CaptureFixture[str]) 
         "signed_in": None,
         "cache": str(local.cache_dir()),
         "sessions": [],
+        "session_tokens_refused": [],
     }
 
 

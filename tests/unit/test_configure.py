@@ -471,3 +471,65 @@ def test_a_link_another_user_planted_is_not_followed(home: Path) -> None:
         "it, or merge the lines above by hand"
     )
     assert ours.read_text(encoding="utf-8") == "[notes]\nkeep = me\n"
+
+
+# --- uv: the form we write, and what doctor says of the others ---------------------------------
+
+
+def test_the_uv_plan_puts_the_username_in_every_index_url_it_prints() -> None:
+    assert FEED is not None
+    text = configure.PLANS["uv"](FEED, "contoso-shared").text
+    urls = [
+        line.split("=", 1)[1].strip().strip('"')
+        for line in text.splitlines()
+        if line.lstrip("# ").startswith("url =")
+    ]
+    assert urls == [configure._with_user(URL)] * 2  # uv.toml, and the pyproject.toml lines
+    assert configure.uv_index_advice(urls[0]) is None
+    # `authenticate = "always"` is named only to say why it is not the form to use.
+    assert not [line for line in text.splitlines() if line.startswith("authenticate")]
+    assert not [line for line in text.splitlines() if line.startswith("# authenticate")]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://VssSessionToken@pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/",
+        "https://__token__@pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple",
+        "https://u:p@pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/",
+        "http://pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/",
+        "https://[::1/simple/",
+        "",
+    ],
+    ids=["VssSessionToken", "__token__", "password in the URL", "not https", "unparsable",
+         "empty"],
+)
+def test_no_advice_for_the_form_we_write_or_for_what_is_not_an_index_url(url: str) -> None:
+    assert configure.uv_index_advice(url, authenticate="always") is None
+
+
+def test_advice_for_authenticate_always_without_a_username() -> None:
+    advice = configure.uv_index_advice(URL, authenticate=" Always ")
+    assert advice is not None
+    assert "`uv sync` from a uv.lock" in advice.what and "401" in advice.what
+    assert advice.fix == f"put the username in the index URL: {configure._with_user(URL)}"
+
+
+def test_advice_for_a_username_from_the_environment() -> None:
+    advice = configure.uv_index_advice(URL, username_variable="UV_INDEX_AZURE_USERNAME")
+    assert advice is not None
+    assert advice.what.startswith("UV_INDEX_AZURE_USERNAME gives uv the username")
+    assert "after their 401" in advice.what
+    assert advice.fix == (
+        f"put the username in the index URL: {configure._with_user(URL)} "
+        "(and unset UV_INDEX_AZURE_USERNAME)"
+    )
+
+
+@pytest.mark.parametrize("authenticate", [None, "auto", "never"])
+def test_advice_for_no_username_at_all(authenticate: str | None) -> None:
+    advice = configure.uv_index_advice(URL, authenticate=authenticate)
+    assert advice == configure.UvAdvice(
+        "no username in the index URL: uv never asks keyring for it",
+        f"put the username in the index URL: {configure._with_user(URL)}",
+    )

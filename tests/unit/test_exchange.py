@@ -9,7 +9,7 @@ import pytest
 
 from artifacts_keyring_nofuss.discovery import Discovery
 from artifacts_keyring_nofuss.errors import BearerRefused, ExchangeError
-from artifacts_keyring_nofuss.exchange import session_token
+from artifacts_keyring_nofuss.exchange import PolicyRefused, policy_refusal, session_token
 from artifacts_keyring_nofuss.feeds import Feed
 from artifacts_keyring_nofuss.http import Response
 from artifacts_keyring_nofuss.tokens import Token
@@ -33,6 +33,7 @@ class Call:
     url: str
     body: dict[str, Any]
     bearer: str
+    replay_safe: bool = False
 
 
 @dataclass
@@ -42,8 +43,10 @@ class StubHttp:
     answers: list[Response]
     calls: list[Call] = field(default_factory=list)
 
-    def post_json(self, url: str, body: dict[str, Any], bearer: str) -> Response:
-        self.calls.append(Call(url, dict(body), bearer))
+    def post_json(
+        self, url: str, body: dict[str, Any], bearer: str, replay_safe: bool = False
+    ) -> Response:
+        self.calls.append(Call(url, dict(body), bearer, replay_safe))
         return self.answers.pop(0)
 
 
@@ -259,3 +262,85 @@ def test_without_any_expiry_the_token_is_kept_for_a_short_while_only() -> None:
     assert token.expires_on is None
     assert token.fresh()
     assert not token.fresh(now=time.time() + 3600)
+
+
+# --- the "Restrict personal access token creation" policy ---------------------------------------
+
+TYPE_NAME = (
+    "Microsoft.VisualStudio.Services.DelegatedAuthorization."
+    "DisablePatCreationPolicyViolationException, Microsoft.VisualStudio.Services.WebApi"
+)
+
+
+def _error(status: int, **fields: object) -> Response:
+    return response(status, [("Content-Type", "application/json")], {"$id": "1", **fields})
+
+
+@pytest.mark.parametrize("status", [400, 403])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"typeKey": "DisablePatCreationPolicyViolationException", "message": "x"},
+        {"typeName": TYPE_NAME, "message": "x"},
+        {"message": "Failed to create PAT: DisablePatCreationPolicyViolation"},
+        {"message": "Your organization's policy restricts the creation of personal access tokens."},
+        {"message": "Personal access token creation is disabled by an organization policy."},
+        {"message": "Creating PATs:\nblocked by\tyour organization's policy."},
+    ],
+)
+def test_the_policy_is_recognised_whatever_the_wording(
+    status: int, fields: dict[str, object]
+) -> None:
+    assert policy_refusal(_error(status, **fields)) is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "fields"),
+    [
+        (401, {"typeKey": "DisablePatCreationPolicyViolationException"}),  # a refused bearer
+        (500, {"typeKey": "DisablePatCreationPolicyViolationException"}),  # a busy service
+        (400, {"message": "The validTo exceeds the maximum lifespan allowed by policy."}),
+        (400, {"typeKey": "PatLifespanPolicyViolationException"}),
+        (403, {"message": "TF400813: The user 'alice' is not authorized to access this resource."}),
+        (401, {"message": "TF401444: Please sign-in at least once as alice in a web browser"}),
+        (403, {"message": "Access denied: the policy allows you nothing here."}),
+        (403, {"message": "A PAT was used."}),
+        (400, {"message": 7}),
+        (400, {"typeKey": ["DisablePatCreationPolicyViolation"]}),
+    ],
+)
+def test_other_refusals_are_not_the_policy(status: int, fields: dict[str, object]) -> None:
+    assert policy_refusal(_error(status, **fields)) is None
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'"text"', b"{" * 5000])
+def test_a_body_that_is_not_an_error_object_is_not_the_policy(body: bytes) -> None:
+    assert policy_refusal(Response(403, (), body)) is None
+
+
+def test_a_huge_type_key_is_named_within_bounds() -> None:
+    name = policy_refusal(_error(403, typeKey="X" * 10_000 + "DisablePatCreationPolicyViolation"))
+    assert name is not None and len(name) <= 120
+
+
+@pytest.mark.parametrize("status", [400, 403])
+def test_a_policy_refusal_is_raised_at_once_not_retried_without_validto(status: int) -> None:
+    http = StubHttp([_error(status, typeKey="DisablePatCreationPolicyViolationException")])
+    with pytest.raises(PolicyRefused) as caught:
+        _exchange(http)
+    assert caught.value.policy == "DisablePatCreationPolicyViolation"
+    assert "'contoso'" in caught.value.what
+    assert len(http.calls) == 1
+
+
+def test_a_lifetime_refusal_is_still_retried_without_validto() -> None:
+    http = StubHttp([_error(400, message="validTo is beyond the allowed lifespan"), _ok()])
+    assert _exchange(http).secret == "session-token-value"
+    assert "validTo" not in http.calls[1].body
+
+
+def test_the_exchange_may_be_replayed() -> None:
+    """Minting is harmless to repeat: a dropped connection is retried like a GET."""
+    http = StubHttp([_ok()])
+    _exchange(http)
+    assert http.calls[0].replay_safe is True

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -637,3 +637,106 @@ def test_a_refused_token_of_another_tenant_says_which_tenant_to_sign_in_to(world
     failure = _run(world, FEED, "azure_cli").failure
     assert failure is not None
     assert f"`az login --tenant {TENANT}`" in failure
+
+
+# --- Azure DevOps as it is now: organisations that mint no session token for users ----------------
+
+POLICY_ERROR = {
+    "$id": "1",
+    "innerException": None,
+    "message": "Personal access token creation is restricted by your organization's policy.",
+    "typeName": "Microsoft.VisualStudio.Services.DelegatedAuthorization."
+    "DisablePatCreationPolicyViolationException, Microsoft.VisualStudio.Services.WebApi",
+    "typeKey": "DisablePatCreationPolicyViolationException",
+    "errorCode": 0,
+    "eventId": 3000,
+}
+
+
+@dataclass
+class PolicyNetwork(FakeNetwork):
+    """An organisation whose "Restrict personal access token creation" policy is on."""
+
+    refused: int = 0
+    status: int = 403
+
+    def post_json(
+        self, url: str, body: dict[str, Any], bearer: str, replay_safe: bool = False
+    ) -> Response:
+        self.refused += 1
+        return response(self.status, [("Content-Type", "application/json")], POLICY_ERROR)
+
+
+@pytest.fixture
+def policy(world: World) -> PolicyNetwork:
+    world.network = PolicyNetwork()
+    world.sources["azure_cli"] = FakeSource({"*": _alice()}, identity="azure_cli:alice@contoso.com")
+    return world.network
+
+
+@pytest.mark.parametrize("status", [400, 403])
+def test_a_policy_refusal_hands_out_the_entra_token_and_is_remembered(
+    world: World, policy: PolicyNetwork, status: int
+) -> None:
+    policy.status = status
+    first = _run(world, FEED, "azure_cli")
+    assert first.token is not None
+    assert (first.token.kind, first.token.secret) == (devops.USER, _alice().secret)
+    assert policy.refused == 1  # one refusal, not a retry without validTo
+    said = [s for s in first.trace.steps if s.stage == "exchange"]
+    assert len(said) == 1 and "DisablePatCreationPolicyViolation" in said[0].what
+    assert "Entra token" in said[0].what
+    # Another process: the refusal is remembered on disk, the Entra token is not.
+    again = _run(world, FEED, "azure_cli")
+    assert again.token is not None and again.token.kind == devops.USER
+    assert policy.refused == 1
+    assert _alice().secret not in world.disk().path.read_text(encoding="utf-8")
+    assert world.disk().refusals()[0][:2] == ("contoso", "DisablePatCreationPolicyViolation")
+
+
+def test_with_session_tokens_chosen_a_policy_refusal_fails_saying_what_to_set(
+    world: World, policy: PolicyNetwork
+) -> None:
+    failure = _run(world, FEED, "azure_cli", ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN="session").failure
+    assert failure is not None
+    assert "does not let users mint session tokens" in failure
+    assert "ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN=auto" in failure
+    assert world.disk().refusals() == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN": "entra"},
+        {"ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS": "true"},
+    ],
+)
+def test_entra_tokens_always_means_no_exchange(world: World, setting: dict[str, str]) -> None:
+    world.sources["azure_cli"] = FakeSource({"*": _alice()}, identity="azure_cli:alice@contoso.com")
+    world.env.update(setting)
+    result = _run(world, UPLOAD, "azure_cli")
+    assert result.token is not None and result.token.kind == devops.USER
+    assert world.network.exchanges == []
+    (step,) = [s for s in result.trace.steps if s.stage == "exchange"]
+    assert "not asked" in step.what and next(iter(setting)) in step.what
+
+
+def test_a_narrow_token_is_handed_out_as_it_is(world: World) -> None:
+    narrow = replace(
+        Token.from_secret(user_jwt(scp="vso.packaging"), "interactive", identity="interactive:x"),
+        scope=f"{devops.RESOURCE}/vso.packaging",
+    )
+    world.sources["interactive"] = FakeSource({"*": narrow}, identity="interactive:x")
+    result = _run(world, FEED, "interactive")
+    assert result.token is not None and result.token.secret == narrow.secret
+    assert world.network.exchanges == []
+
+
+def test_other_exchange_failures_keep_their_meaning(world: World) -> None:
+    """A 401 is a refused bearer (the next source), not a policy: nothing is remembered."""
+    refused = _alice()
+    world.network.refuse.add(refused.secret)
+    world.sources["azure_cli"] = FakeSource({"*": refused}, identity="azure_cli:alice@contoso.com")
+    result = _run(world, FEED, "azure_cli")
+    assert result.token is None
+    assert world.disk().refusals() == []

@@ -1327,7 +1327,9 @@ BEARER = Token.from_secret(user_jwt(), "azure_cli")
 class ExchangeHttp:
     answers: list[Response]
 
-    def post_json(self, url: str, body: dict[str, Any], bearer: str) -> Response:
+    def post_json(
+        self, url: str, body: dict[str, Any], bearer: str, replay_safe: bool = False
+    ) -> Response:
         assert endpoints.is_token_url(url)
         return self.answers.pop(0)
 

@@ -365,3 +365,76 @@ def test_the_cache_switches(monkeypatch: pytest.MonkeyPatch, name: str, value: s
     assert Settings.load().cache is True
     monkeypatch.setenv(name, value)
     assert Settings.load().cache is False
+
+
+# --- what a user's Entra token becomes, and the organisation's own client -------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [
+        ({}, "auto"),
+        ({"ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN": "session"}, "session"),
+        ({"ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN": " Entra "}, "entra"),
+        ({"ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS": "true"}, "entra"),
+        ({"ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS": "false"}, "auto"),
+        (
+            {
+                "ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN": "session",
+                "ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS": "true",
+            },
+            "session",  # ours wins
+        ),
+    ],
+)
+def test_the_user_token_mode(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], mode: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings.load().user_token == mode
+
+
+def test_the_user_token_mode_from_keyringrc() -> None:
+    path = settings_module.keyringrc_path()
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[artifacts_keyring_nofuss]\nuser_token = session\n", encoding="utf-8")
+    loaded = Settings.load()
+    assert loaded.user_token == "session"
+    assert str(path) in loaded.user_token_where
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN", "pat"),
+        ("ARTIFACTS_KEYRING_NOFUSS_USER_TOKEN", "entra-ish"),
+        ("ARTIFACTS_CREDENTIALPROVIDER_RETURN_ENTRA_TOKENS", "maybe"),
+    ],
+)
+def test_a_bad_mode_names_the_choices(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        Settings.load()
+    assert name in caught.value.what
+    assert caught.value.fix is not None
+
+
+def test_the_client_id_is_a_guid(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.load().client_id is None
+    monkeypatch.setenv(
+        "ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID", " 11111111-2222-3333-4444-55555555AAAA "
+    )
+    assert Settings.load().client_id == "11111111-2222-3333-4444-55555555aaaa"
+
+
+@pytest.mark.parametrize("value", ["my-app", "--client=x", "11111111-2222-3333-4444", "a" * 36])
+def test_a_client_id_that_is_not_a_guid_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID", value)
+    with pytest.raises(ConfigError, match="ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID"):
+        Settings.load()

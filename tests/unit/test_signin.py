@@ -83,6 +83,8 @@ def test_a_record_round_trips_privately(data: Path) -> None:
         "username": "alice@contoso.com",
         "tenant": TENANT,
         "authority": f"https://login.microsoftonline.com/{TENANT}",
+        "client_id": signin.CLIENT_ID,
+        "scopes": "",  # no secret anywhere in it
     }
 
 
@@ -507,3 +509,43 @@ def test_a_shared_data_home_anyone_can_rename_in_is_refused(
     _sign_in_there()
     signin.save_record(RECORD)
     assert signin.load_record() == RECORD
+
+
+# ---------------------------------------------------------------- the organisation's own client
+
+
+def test_the_first_party_client_asks_default_the_own_client_a_narrow_scope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resource = "499b84ac-1321-427f-aa17-267ca6975798"
+    assert signin.scopes_for(Settings.load(), write=False) == [f"{resource}/.default"]
+    assert signin.scopes_for(Settings.load(), write=True) == [f"{resource}/.default"]
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_CLIENT_ID", USER_OID)
+    loaded = Settings.load()
+    assert signin.scopes_for(loaded, write=False) == [f"{resource}/vso.packaging"]
+    assert signin.scopes_for(loaded, write=True) == [f"{resource}/vso.packaging_write"]
+    assert signin.client_for(loaded) == USER_OID
+
+
+def test_a_sign_in_of_the_own_client_is_another_identity() -> None:
+    own = signin.Record("o.t", "alice@contoso.com", "t", "https://x/t", client_id=USER_OID)
+    first_party = signin.Record("o.t", "alice@contoso.com", "t", "https://x/t")
+    assert own.identity != first_party.identity
+    assert first_party.identity == "interactive:o.t"
+
+
+def test_an_older_record_without_a_client_is_the_first_party_clients(data: Path) -> None:
+    data.mkdir(parents=True, mode=0o700)
+    old = {
+        "home_account_id": "o.t",
+        "username": "alice@contoso.com",
+        "tenant": TENANT,
+        "authority": f"https://login.microsoftonline.com/{TENANT}",
+    }
+    path = data / signin.RECORD_FILE
+    path.write_text(json.dumps(old), encoding="utf-8")
+    path.chmod(0o600)
+    record = signin.load_record()
+    assert record is not None
+    assert record.client_id == signin.CLIENT_ID
+    assert record.identity == "interactive:o.t"

@@ -37,7 +37,7 @@ def _open_store() -> store.Store | None:
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and owners")
 
-EMPTY = {"version": store.FORMAT, "discovery": {}, "sessions": {}}
+EMPTY = {"version": store.FORMAT, "discovery": {}, "sessions": {}, "refusals": {}}
 SERVICE = "https://vssps.dev.azure.com/contoso/"
 SCOPE = "vso.packaging"
 IDENTITY = "azure_cli:alice@contoso.com"
@@ -973,3 +973,25 @@ def test_parallel_writers_lose_no_update(cache: store.Store) -> None:
         assert proc.wait(30) == 0
     assert len(cache.entries()) == writers * each
     _assert_safe_file(cache)
+
+
+# ---------------------------------------------------------------- refusals (no secret)
+
+
+def test_a_refusal_is_remembered_with_its_expiry_and_no_secret(cache: store.Store) -> None:
+    from artifacts_keyring_nofuss.keys import REFUSAL
+
+    key = Key(SERVICE, "*", IDENTITY, REFUSAL)
+    cache.put_refusal(key, "DisablePatCreationPolicyViolation", "contoso")
+    assert cache.refusal(key) == "DisablePatCreationPolicyViolation"
+    assert cache.refusal(Key(SERVICE, "*", "azure_cli:bob@contoso.com", REFUSAL)) is None
+    assert cache.refusal(key, now=time.time() + store.REFUSAL_TTL + 1) is None
+    assert cache.refusals()[0][:2] == ("contoso", "DisablePatCreationPolicyViolation")
+    _assert_safe_file(cache)
+
+
+def test_a_file_without_refusals_reads_as_none(cache: store.Store) -> None:
+    _plant(cache, json.dumps({"version": store.FORMAT, "discovery": {}, "sessions": {}}))
+    assert cache.refusals() == []
+    cache.put_session(KEY, _entry())
+    assert cache.session(KEY, margin=0) is not None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from artifacts_keyring_nofuss.deadline import Deadline
+from artifacts_keyring_nofuss.devops import DEFAULT_SCOPE
 from artifacts_keyring_nofuss.errors import ConfigError
 from artifacts_keyring_nofuss.feeds import Feed
 from artifacts_keyring_nofuss.tokens import Token
@@ -53,6 +54,7 @@ class Prepared:
     """The source applies (as far as it can tell without asking for a token)."""
 
     identity: str | None = None  # "{source}:{who}", when known before minting
+    scope: str = DEFAULT_SCOPE  # the Entra scope it would ask for (a narrow one, or .default)
 
 
 class Source(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from artifacts_keyring_nofuss import log as _log
 from artifacts_keyring_nofuss import signin
+from artifacts_keyring_nofuss.devops import DEFAULT_SCOPE
 from artifacts_keyring_nofuss.errors import SourceError
 from artifacts_keyring_nofuss.identities import Prepared, TokenRequest, Unavailable
 from artifacts_keyring_nofuss.settings import NONINTERACTIVE_VAR
@@ -39,29 +40,45 @@ def _cannot_prompt(request: TokenRequest, problem: str, present: bool) -> Unavai
     return None
 
 
+def _record(request: TokenRequest) -> signin.Record | None:
+    """The sign-in to use: one made with the public client the settings name."""
+    record = signin.load_record()
+    if record is None or record.client_id != signin.client_for(request.settings):
+        return None
+    return record
+
+
+def _nobody(request: TokenRequest) -> str:
+    if request.settings.client_id is None:
+        return "nobody signed in with `ak-nofuss login`"
+    return f"nobody signed in with `ak-nofuss login` as client {request.settings.client_id}"
+
+
 class InteractiveSource:
     def prepare(self, request: TokenRequest) -> Prepared | Unavailable:
-        record = signin.load_record()
+        scope = " ".join(signin.scopes_for(request.settings, request.feed.write))
+        record = _record(request)
         if record is not None:
-            return Prepared(record.identity)
-        return _cannot_prompt(request, "nobody signed in with `ak-nofuss login`", False) or (
-            Prepared()
-        )
+            return Prepared(record.identity, scope)
+        return _cannot_prompt(request, _nobody(request), False) or Prepared(scope=scope)
 
     def get_token(self, request: TokenRequest) -> Token | Unavailable:
-        record = signin.load_record()
+        record = _record(request)
+        scopes = signin.scopes_for(request.settings, request.feed.write)
         authority = signin.authority_for(request.tenant, request.settings)
         session: signin.SignIn | None = None
         if record is not None:
             with _log.hushed("msal"):
                 session = signin.SignIn(authority, request.settings)
-                result = session.silent(record)
+                result = session.silent(record, scopes)
             if result is not None:
                 _log.debug("interactive: signed in as %s (from msal's cache)", record.username)
-                return signin.token_from(result, SOURCE, record.identity)
+                return signin.token_from(result, SOURCE, record.identity, scopes)
             problem = f"the sign-in of {record.username} has expired or was revoked"
+            if scopes != [DEFAULT_SCOPE]:
+                problem += f", or was not granted {' '.join(scopes)}"
         else:
-            problem = "nobody signed in with `ak-nofuss login`"
+            problem = _nobody(request)
         cannot = _cannot_prompt(request, problem, present=record is not None)
         if cannot is not None:
             return cannot
@@ -78,11 +95,11 @@ class InteractiveSource:
                 terminal.flush()
 
             try:
-                result = session.device_code(say, timeout)
+                result = session.device_code(say, timeout, scopes)
             except SourceError:
                 terminal.write(f"{_log.PREFIX}no sign-in; {login_command(request)}\n")
                 raise
             record = session.record(result, authority)
             signin.save_record(record)
             terminal.write(f"{_log.PREFIX}signed in.\n")
-        return signin.token_from(result, SOURCE, record.identity)
+        return signin.token_from(result, SOURCE, record.identity, scopes)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     command: list[str] = []
     if "--" in args:
         at = args.index("--")
-        args, command = args[:at], args[at + 1:]
+        args, command = args[:at], args[at + 1 :]
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.sim")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--ready-file", type=Path)

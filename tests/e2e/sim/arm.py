@@ -52,25 +52,29 @@ class ResourceManager:
         request.note.kind = "arm"
         if not request.params().get("api-version"):
             return _error(
-                400, "MissingApiVersionParameter",
+                400,
+                "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
         shown = presented(request)
         if shown.scheme != "bearer" or not shown.secret:
             return _error(
-                401, "AuthenticationFailed",
+                401,
+                "AuthenticationFailed",
                 "Authentication failed. The 'Authorization' header is missing.",
             )
         claims = jwts.verify(shown.secret, self.state.keys.entra.public_key)
         if claims is None or claims.get("aud") not in ARM_AUDIENCES:
             return _error(
-                401, "InvalidAuthenticationToken",
+                401,
+                "InvalidAuthenticationToken",
                 "The access token is invalid. The audience or the signature is not ARM's.",
             )
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp <= time.time():
             return _error(
-                401, "ExpiredAuthenticationToken",
+                401,
+                "ExpiredAuthenticationToken",
                 "The access token expiry UTC time is earlier than current UTC time.",
             )
         tid = str(claims.get("tid", ""))

@@ -12,12 +12,14 @@ AZ_BIN_DIR = Path(__file__).resolve().parent / "bin"
 AZ = AZ_BIN_DIR / "az"
 
 
-def az(
-    env: Mapping[str, str], *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+def az(env: Mapping[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run the fake az with `env` (which must trust the simulator's CA via SSL_CERT_FILE)."""
     return subprocess.run(
-        [str(AZ), *args], env=dict(env), capture_output=True, text=True, timeout=timeout,
+        [str(AZ), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 

@@ -28,11 +28,12 @@ def _audience_ok(audience: Any, tenant: world.Tenant) -> bool:
             and (parts.hostname or "") in world.LOGIN_HOSTS
             and segs
             and world.tenant_of_name(segs[0]) == tenant
-            and [s.lower() for s in segs[1:]] in (["oauth2", "v2.0", "token"],
-                                                  ["oauth2", "token"], ["v2.0"], [])
+            and [s.lower() for s in segs[1:]]
+            in (["oauth2", "v2.0", "token"], ["oauth2", "token"], ["v2.0"], [])
         ):
             return True
     return False
+
 
 def check_certificate_assertion(
     state: SimState, assertion: str, app: world.AppIdentity, tenant: world.Tenant
@@ -56,7 +57,9 @@ def check_certificate_assertion(
         matches = False
     if not matches or cert is None:
         raise OAuthError(
-            401, "invalid_client", 700027,
+            401,
+            "invalid_client",
+            700027,
             "The certificate with identifier used to sign the client assertion is not "
             "registered on application. [Reason - The key was not found., Thumbprint of key "
             f"used by client: '{thumb.upper()}']",
@@ -66,29 +69,40 @@ def check_certificate_assertion(
     )
     if verified is None:
         raise OAuthError(
-            401, "invalid_client", 7000274,
+            401,
+            "invalid_client",
+            7000274,
             "Key was found, but use of the key to verify the signature failed.",
         )
     if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
         raise OAuthError(
-            401, "invalid_client", 700023,
+            401,
+            "invalid_client",
+            700023,
             "Client assertion issuer and subject must both be the client id.",
         )
     if not _audience_ok(claims.get("aud"), tenant):
         raise OAuthError(
-            401, "invalid_client", 700212,
+            401,
+            "invalid_client",
+            700212,
             f"Client assertion audience claim does not match the token endpoint "
             f"(got {claims.get('aud')!r}).",
         )
     _check_time(claims)
 
+
 def _check_time(claims: dict[str, Any]) -> None:
     exp, nbf, now = claims.get("exp"), claims.get("nbf"), time.time()
-    if not isinstance(exp, (int, float)) or exp <= now or (
-        isinstance(nbf, (int, float)) and nbf > now + 300
+    if (
+        not isinstance(exp, (int, float))
+        or exp <= now
+        or (isinstance(nbf, (int, float)) and nbf > now + 300)
     ):
         raise OAuthError(
-            401, "invalid_client", 700024,
+            401,
+            "invalid_client",
+            700024,
             "Client assertion is not within its valid time range.",
         )
 
@@ -107,26 +121,34 @@ def check_federated_assertion(state: SimState, assertion: str, app: world.AppIde
     _, claims = shaped
     if claims.get("iss") != app.federated_issuer:
         raise OAuthError(
-            400, "invalid_client", 700211,
+            400,
+            "invalid_client",
+            700211,
             "No matching federated identity record found for presented assertion issuer "
             f"'{claims.get('iss')}'.",
         )
     if jwts.verify(assertion, issuer_key(state, app.federated_issuer).public_key) is None:
         raise OAuthError(
-            401, "invalid_client", 700027,
+            401,
+            "invalid_client",
+            700027,
             "Client assertion failed signature validation.",
         )
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
     if world.FEDERATED_AUDIENCE not in audiences:
         raise OAuthError(
-            400, "invalid_client", 700212,
+            400,
+            "invalid_client",
+            700212,
             "No matching federated identity record found for presented assertion audience "
             f"'{audience}'.",
         )
     if claims.get("sub") != app.federated_subject:
         raise OAuthError(
-            400, "invalid_client", 700213,
+            400,
+            "invalid_client",
+            700213,
             "No matching federated identity record found for presented assertion subject "
             f"'{claims.get('sub')}'.",
         )

@@ -70,7 +70,11 @@ def identify(state: SimState, secret: str) -> Identified:
     if pat is not None:
         expired = pat.valid_to is not None and pat.valid_to <= time.time()
         return Identified(
-            PIPELINE if pat.pipeline else PAT, pat.label, None, pat.org, pat.scopes,
+            PIPELINE if pat.pipeline else PAT,
+            pat.label,
+            None,
+            pat.org,
+            pat.scopes,
             problem="expired" if expired else None,
         )
     if github is not None:

@@ -28,7 +28,10 @@ def default_headers(org: world.Org, legacy: bool) -> list[tuple[str, str]]:
             ("X-VSS-E2EID", jwts.new_guid()),
         ]
     return [
-        ("WWW-Authenticate", f"Bearer authorization_uri=https://login.microsoftonline.com/{org.tenant}"),
+        (
+            "WWW-Authenticate",
+            f"Bearer authorization_uri=https://login.microsoftonline.com/{org.tenant}",
+        ),
         ("WWW-Authenticate", f'Basic realm="{SCALE_UNIT}"'),
         ("WWW-Authenticate", "TFS-Federated"),
         ("X-TFS-FedAuthRealm", SCALE_UNIT),

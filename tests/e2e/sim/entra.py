@@ -54,22 +54,28 @@ class Entra:
                 return self._user_realm(segs[2])
             if len(segs) >= 2:
                 tenant_seg, rest = segs[0], low[1:]
-                if rest in (["v2.0", ".well-known", "openid-configuration"],
-                            [".well-known", "openid-configuration"]):
+                if rest in (
+                    ["v2.0", ".well-known", "openid-configuration"],
+                    [".well-known", "openid-configuration"],
+                ):
                     request.note.kind = "metadata"
                     return self._openid_configuration(request, tenant_seg, v2=rest[0] == "v2.0")
                 if rest in (["discovery", "v2.0", "keys"], ["discovery", "keys"]):
                     request.note.kind = "metadata"
                     return json_response(200, {"keys": [self.state.keys.entra.jwk()]})
-                if request.method == "POST" and rest in (["oauth2", "v2.0", "token"],
-                                                         ["oauth2", "token"]):
+                if request.method == "POST" and rest in (
+                    ["oauth2", "v2.0", "token"],
+                    ["oauth2", "token"],
+                ):
                     request.note.kind = "token"
                     return self._token(request, tenant_seg, v1=rest == ["oauth2", "token"])
                 if request.method == "GET" and rest == ["oauth2", "v2.0", "authorize"]:
                     request.note.kind = "authorize"
                     return self._authorize(request, tenant_seg)
-                if request.method == "POST" and rest in (["oauth2", "v2.0", "devicecode"],
-                                                         ["oauth2", "devicecode"]):
+                if request.method == "POST" and rest in (
+                    ["oauth2", "v2.0", "devicecode"],
+                    ["oauth2", "devicecode"],
+                ):
                     request.note.kind = "devicecode"
                     v1 = rest == ["oauth2", "devicecode"]
                     return self._device_code(request, tenant_seg, v1=v1)
@@ -130,7 +136,9 @@ class Entra:
         tenant = world.tenant_of_name(tenant_seg)
         if tenant is None:
             raise OAuthError(
-                400, "invalid_request", 90002,
+                400,
+                "invalid_request",
+                90002,
                 f"Tenant '{tenant_seg}' not found. Check to make sure you have the correct tenant "
                 "ID and are signing into the correct cloud. Check with your subscription "
                 "administrator, this may happen if there are no active subscriptions for the "
@@ -146,14 +154,17 @@ class Entra:
         issuer_tid = tenant.id if tenant else "{tenantid}"
         issuer = (
             f"https://login.microsoftonline.com/{issuer_tid}/v2.0"
-            if v2 else f"https://sts.windows.net/{issuer_tid}/"
+            if v2
+            else f"https://sts.windows.net/{issuer_tid}/"
         )
         return json_response(
             200,
             {
                 "token_endpoint": f"{base}/oauth2{version}/token",
                 "token_endpoint_auth_methods_supported": [
-                    "client_secret_post", "private_key_jwt", "client_secret_basic",
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
                 ],
                 "jwks_uri": f"{base}/discovery{version}/keys",
                 "response_modes_supported": ["query", "fragment", "form_post"],
@@ -170,10 +181,25 @@ class Entra:
                 "frontchannel_logout_supported": True,
                 "end_session_endpoint": f"{base}/oauth2{version}/logout",
                 "claims_supported": [
-                    "sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
-                    "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time",
-                    "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash",
-                    "c_hash", "email",
+                    "sub",
+                    "iss",
+                    "cloud_instance_name",
+                    "cloud_instance_host_name",
+                    "cloud_graph_host_name",
+                    "msgraph_host",
+                    "aud",
+                    "exp",
+                    "iat",
+                    "auth_time",
+                    "acr",
+                    "nonce",
+                    "preferred_username",
+                    "name",
+                    "tid",
+                    "ver",
+                    "at_hash",
+                    "c_hash",
+                    "email",
                 ],
                 "kerberos_endpoint": f"{base}/kerberos",
                 "tenant_region_scope": "EU",
@@ -198,7 +224,9 @@ class Entra:
         tenant = self._tenant(tenant_seg)
         if not client_id:
             raise OAuthError(
-                400, "invalid_request", 900144,
+                400,
+                "invalid_request",
+                900144,
                 "The request body must contain the following parameter: 'client_id'.",
             )
         if grant == "password":
@@ -212,7 +240,9 @@ class Entra:
         if grant == "authorization_code":
             return self._auth_code_grant(request, form, tenant, client_id, v1)
         raise OAuthError(
-            400, "unsupported_grant_type", 70003,
+            400,
+            "unsupported_grant_type",
+            70003,
             f"The app requested an unsupported grant type '{grant}'.",
         )
 
@@ -225,7 +255,9 @@ class Entra:
         resources = {resource_of_scope(s) for s in scopes if s.lower() not in RESERVED_SCOPES}
         if len(resources) > 1:
             raise OAuthError(
-                400, "invalid_scope", 28000,
+                400,
+                "invalid_scope",
+                28000,
                 "Provided value for the input parameter scope is not valid because it contains "
                 "more than one resource. Scope " + form.get("scope", "") + " is not valid.",
             )
@@ -251,7 +283,9 @@ class Entra:
             return [world.USER_IMPERSONATION], [f"{base}/{world.USER_IMPERSONATION}", *defaults]
         if ".default" in names and len(names) > 1:
             raise OAuthError(
-                400, "invalid_scope", 70011,
+                400,
+                "invalid_scope",
+                70011,
                 f"The provided value for the input parameter 'scope' is not valid. The scope "
                 f"'{' '.join(wanted)}' is not valid. .default scope can't be combined with "
                 "resource-specific scopes.",
@@ -262,7 +296,9 @@ class Entra:
             if client.tenant != tid:
                 tenant = world.TENANTS[tid]
                 raise OAuthError(
-                    400, "unauthorized_client", 700016,
+                    400,
+                    "unauthorized_client",
+                    700016,
                     f"Application with identifier '{client_id}' was not found in the directory "
                     f"'{tenant.display_name}'. This can happen if the application has not been "
                     "installed by the administrator of the tenant or consented to by any user "
@@ -278,7 +314,9 @@ class Entra:
         elif named and named != [world.USER_IMPERSONATION]:
             if client_id.lower() in world.FIRST_PARTY_CLIENTS:
                 raise OAuthError(
-                    400, "invalid_grant", 65002,
+                    400,
+                    "invalid_grant",
+                    65002,
                     f"Consent between first party application '{client_id}' and first party "
                     f"resource '{world.DEVOPS_RESOURCE}' must be configured via "
                     "preauthorization - applications owned and operated by Microsoft must get "
@@ -292,7 +330,9 @@ class Entra:
     @staticmethod
     def _no_consent(client_id: str, name: str) -> OAuthError:
         return OAuthError(
-            400, "invalid_grant", 65001,
+            400,
+            "invalid_grant",
+            65001,
             f"The user or administrator has not consented to use the application with ID "
             f"'{client_id}' named '{name}'. Send an interactive authorization request for this "
             "user and resource.",
@@ -344,15 +384,14 @@ class Entra:
             body["refresh_token"] = refresh
             secrets_out.append(refresh)
         if "openid" in reserved:
-            body["id_token"] = tokens.id_token(
-                keys.entra, user, tid, client_id, lifetime, nonce
-            )
+            body["id_token"] = tokens.id_token(keys.entra, user, tid, client_id, lifetime, nonce)
             secrets_out.append(body["id_token"])
         if request.form().get("client_info") == "1":
             body["client_info"] = tokens.client_info(user)
         if v1:
             body.update(
-                expires_on=str(jwts.now() + lifetime), not_before=str(jwts.now()),
+                expires_on=str(jwts.now() + lifetime),
+                not_before=str(jwts.now()),
                 resource=resource,
             )
         self.state.remember(*secrets_out)
@@ -360,8 +399,12 @@ class Entra:
         return json_response(200, body, [("Cache-Control", "no-store, no-cache")])
 
     def _password_grant(
-        self, request: Request, form: dict[str, str], tenant: world.Tenant | None,
-        client_id: str, v1: bool,
+        self,
+        request: Request,
+        form: dict[str, str],
+        tenant: world.Tenant | None,
+        client_id: str,
+        v1: bool,
     ) -> Response:
         username = form.get("username", "")
         user = world.USERS.get(username.lower())
@@ -369,36 +412,55 @@ class Entra:
         directory = target.display_name if target else "organizations"
         if user is None or not self.state.user_in_tenant(user.upn, target.id if target else ""):
             raise OAuthError(
-                400, "invalid_grant", 50034,
+                400,
+                "invalid_grant",
+                50034,
                 f"The user account {{EmailHidden}} does not exist in the {directory} directory. "
                 "To sign into this application, the account must be added to the directory.",
             )
         request.note.principal = user.upn
         if form.get("password") != user.password:
             raise OAuthError(
-                400, "invalid_grant", 50126,
+                400,
+                "invalid_grant",
+                50126,
                 "Error validating credentials due to invalid username or password.",
             )
         assert target is not None
         resource, reserved = self._requested(form, v1)
         return self._user_tokens(
-            user, target.id, client_id, resource, reserved, request, v1,
+            user,
+            target.id,
+            client_id,
+            resource,
+            reserved,
+            request,
+            v1,
             "" if v1 else form.get("scope", ""),
         )
 
     def _refresh_grant(
-        self, request: Request, form: dict[str, str], tenant: world.Tenant | None,
-        client_id: str, v1: bool,
+        self,
+        request: Request,
+        form: dict[str, str],
+        tenant: world.Tenant | None,
+        client_id: str,
+        v1: bool,
     ) -> Response:
         with self.state.lock:
             grant = self.state.grants.refresh_tokens.get(form.get("refresh_token", ""))
         if grant is None:
             raise OAuthError(
-                400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.",
+                400,
+                "invalid_grant",
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
             )
         if grant.client_id != client_id.lower():
             raise OAuthError(
-                400, "invalid_grant", 70000,
+                400,
+                "invalid_grant",
+                70000,
                 "Provided grant is invalid or malformed. The refresh token was issued to a "
                 "different client.",
             )
@@ -407,7 +469,9 @@ class Entra:
         target = tenant or world.TENANTS[user.tenant]
         if not self.state.user_in_tenant(user.upn, target.id):
             raise OAuthError(
-                400, "invalid_grant", 50020,
+                400,
+                "invalid_grant",
+                50020,
                 f"User account '{{EmailHidden}}' from identity provider "
                 f"'https://sts.windows.net/{user.tenant}/' does not exist in tenant "
                 f"'{target.display_name}' and cannot access the application '{client_id}' in "
@@ -417,24 +481,39 @@ class Entra:
             )
         resource, reserved = self._requested(form, v1)
         return self._user_tokens(
-            user, target.id, client_id, resource, reserved, request, v1,
+            user,
+            target.id,
+            client_id,
+            resource,
+            reserved,
+            request,
+            v1,
             "" if v1 else form.get("scope", ""),
         )
 
     def _client_credentials(
-        self, request: Request, form: dict[str, str], tenant: world.Tenant | None,
-        tenant_seg: str, client_id: str, v1: bool,
+        self,
+        request: Request,
+        form: dict[str, str],
+        tenant: world.Tenant | None,
+        tenant_seg: str,
+        client_id: str,
+        v1: bool,
     ) -> Response:
         if tenant is None:
             raise OAuthError(
-                400, "invalid_request", 50059,
+                400,
+                "invalid_request",
+                50059,
                 "No tenant-identifying information found in either the request or implied by "
                 "any provided credentials.",
             )
         app = world.APP_IDENTITIES.get(client_id.lower())
         if app is None or app.tenant != tenant.id or app.kind in (world.MI_SYSTEM, world.MI_USER):
             raise OAuthError(
-                400, "unauthorized_client", 700016,
+                400,
+                "unauthorized_client",
+                700016,
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{tenant.display_name}'. This can happen if the application has not been "
                 "installed by the administrator of the tenant or consented to by any user in "
@@ -447,7 +526,9 @@ class Entra:
             scope = form.get("scope", "").strip()
             if not scope.endswith("/.default") or " " in scope:
                 raise OAuthError(
-                    400, "invalid_scope", 1002012,
+                    400,
+                    "invalid_scope",
+                    1002012,
                     f"The provided value for scope {scope} is not valid. Client credential flows "
                     "must have a scope value with /.default suffixed to the resource identifier "
                     "(application ID URI).",
@@ -461,7 +542,9 @@ class Entra:
         if secret:
             if app.kind != world.SECRET or not secrets.compare_digest(secret, app.secret or ""):
                 raise OAuthError(
-                    401, "invalid_client", 7000215,
+                    401,
+                    "invalid_client",
+                    7000215,
                     "Invalid client secret provided. Ensure the secret being sent in the request "
                     "is the client secret value, not the client secret ID, for a secret added to "
                     f"app '{app.client_id}'.",
@@ -469,7 +552,9 @@ class Entra:
         elif assertion:
             if form.get("client_assertion_type") != JWT_BEARER:
                 raise OAuthError(
-                    400, "invalid_request", 7000219,
+                    400,
+                    "invalid_request",
+                    7000219,
                     "'client_assertion_type' is missing or invalid.",
                 )
             if app.kind == world.CERTIFICATE:
@@ -478,13 +563,17 @@ class Entra:
                 check_federated_assertion(self.state, assertion, app)
             else:
                 raise OAuthError(
-                    401, "invalid_client", 700027,
+                    401,
+                    "invalid_client",
+                    700027,
                     "Client assertion failed signature validation. No certificate is registered "
                     "on the application.",
                 )
         else:
             raise OAuthError(
-                401, "invalid_client", 7000218,
+                401,
+                "invalid_client",
+                7000218,
                 "The request body must contain the following parameter: 'client_assertion' or "
                 "'client_secret'.",
             )
@@ -500,7 +589,8 @@ class Entra:
         }
         if v1:
             body.update(
-                expires_on=str(jwts.now() + lifetime), not_before=str(jwts.now()),
+                expires_on=str(jwts.now() + lifetime),
+                not_before=str(jwts.now()),
                 resource=resource,
             )
         return json_response(200, body, [("Cache-Control", "no-store, no-cache")])
@@ -514,7 +604,9 @@ class Entra:
         request.note.client_id = client_id or None
         if not client_id:
             raise OAuthError(
-                400, "invalid_request", 900144,
+                400,
+                "invalid_request",
+                900144,
                 "The request body must contain the following parameter: 'client_id'.",
             )
         scope = form.get("resource", "") if v1 else form.get("scope", "")
@@ -557,12 +649,16 @@ class Entra:
             raise OAuthError(400, "expired_token", 70019, "Verification code expired.")
         if flow.decline:
             raise OAuthError(
-                400, "authorization_declined", 70000,
+                400,
+                "authorization_declined",
+                70000,
                 "The user declined the sign-in request.",
             )
         if pending.polls <= flow.approve_after_polls:
             raise OAuthError(
-                400, "authorization_pending", 70016,
+                400,
+                "authorization_pending",
+                70016,
                 "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
             )
         with self.state.lock:
@@ -571,13 +667,21 @@ class Entra:
         tenant = self._tenant(pending.tenant_path) or world.TENANTS[user.tenant]
         if not self.state.user_in_tenant(user.upn, tenant.id):
             raise OAuthError(
-                400, "invalid_grant", 50020,
+                400,
+                "invalid_grant",
+                50020,
                 f"User account '{{EmailHidden}}' does not exist in tenant '{tenant.display_name}'.",
             )
         fake_form = {"scope": pending.scope, "resource": pending.scope}
         resource, reserved = self._requested(fake_form, v1)
         return self._user_tokens(
-            user, tenant.id, client_id, resource, reserved, request, v1,
+            user,
+            tenant.id,
+            client_id,
+            resource,
+            reserved,
+            request,
+            v1,
             "" if v1 else pending.scope,
         )
 
@@ -598,12 +702,16 @@ class Entra:
             tenant = self._tenant(tenant_seg)
             if not client_id:
                 raise OAuthError(
-                    400, "invalid_request", 900144,
+                    400,
+                    "invalid_request",
+                    900144,
                     "The request body must contain the following parameter: 'client_id'.",
                 )
             if not _loopback_redirect(redirect_uri):
                 raise OAuthError(
-                    400, "invalid_request", 50011,
+                    400,
+                    "invalid_request",
+                    50011,
                     f"The redirect URI '{redirect_uri}' specified in the request does not match "
                     f"the redirect URIs configured for the application '{client_id}'. Make sure "
                     "the redirect URI sent in the request matches one added to your application "
@@ -625,15 +733,23 @@ class Entra:
             request.note.principal = user.upn
             if not consent:
                 raise OAuthError(
-                    400, "access_denied", 65004, "User declined to consent to access the app.",
+                    400,
+                    "access_denied",
+                    65004,
+                    "User declined to consent to access the app.",
                 )
         except OAuthError as err:
             request.note.extra["outcome"] = f"error AADSTS{err.code}"
             description = describe(err)[0]
             return _auth_response(
-                redirect_uri, mode,
-                {"error": err.error, "error_description": description,
-                 "error_uri": f"https://{request.host}/error?code={err.code}", "state": state},
+                redirect_uri,
+                mode,
+                {
+                    "error": err.error,
+                    "error_description": description,
+                    "error_uri": f"https://{request.host}/error?code={err.code}",
+                    "state": state,
+                },
             )
         code = "1.Sim" + secrets.token_urlsafe(96)
         challenge = params.get("code_challenge") or None
@@ -663,13 +779,17 @@ class Entra:
         response_type = params.get("response_type", "")
         if response_type != "code":
             raise OAuthError(
-                400, "unsupported_response_type", 700054,
+                400,
+                "unsupported_response_type",
+                700054,
                 f"response_type '{response_type}' is not enabled for the application.",
             )
         scope = params.get("scope", "")
         if not scope.strip():
             raise OAuthError(
-                400, "invalid_request", 900144,
+                400,
+                "invalid_request",
+                900144,
                 "The request body must contain the following parameter: 'scope'.",
             )
         self._requested({"scope": scope}, v1=False)  # one resource only (AADSTS28000)
@@ -677,7 +797,9 @@ class Entra:
             params.get("code_challenge_method") or "plain"
         ) not in ("S256", "plain"):
             raise OAuthError(
-                400, "invalid_request", 501491,
+                400,
+                "invalid_request",
+                501491,
                 "Invalid code_challenge_method: only S256 and plain are supported.",
             )
         prompt = params.get("prompt", "").lower()
@@ -688,7 +810,9 @@ class Entra:
             # Someone has to type a password: the browser of a test cannot.
             if prompt == "none":
                 raise OAuthError(
-                    400, "login_required", 50058,
+                    400,
+                    "login_required",
+                    50058,
                     "A silent sign-in request was sent but no user is signed in.",
                 )
             return None, False, ""
@@ -696,7 +820,9 @@ class Entra:
         target = tenant or world.TENANTS[user.tenant]
         if not self.state.user_in_tenant(user.upn, target.id):
             raise OAuthError(
-                400, "invalid_request", 50020,
+                400,
+                "invalid_request",
+                50020,
                 f"User account '{{EmailHidden}}' from identity provider "
                 f"'https://sts.windows.net/{user.tenant}/' does not exist in tenant "
                 f"'{target.display_name}' and cannot access the application "
@@ -704,7 +830,9 @@ class Entra:
             )
         if not consent and prompt == "none":
             raise OAuthError(
-                400, "consent_required", 65001,
+                400,
+                "consent_required",
+                65001,
                 "The user or administrator has not consented to use the application.",
             )
         resource, _ = self._requested({"scope": scope}, v1=False)
@@ -712,25 +840,36 @@ class Entra:
         return user, consent, target.id
 
     def _auth_code_grant(
-        self, request: Request, form: dict[str, str], tenant: world.Tenant | None,
-        client_id: str, v1: bool,
+        self,
+        request: Request,
+        form: dict[str, str],
+        tenant: world.Tenant | None,
+        client_id: str,
+        v1: bool,
     ) -> Response:
         code = form.get("code", "")
         with self.state.lock:
             grant = self.state.grants.auth_codes.get(code)
             if grant is None:
                 raise OAuthError(
-                    400, "invalid_grant", 70000, "Provided grant is invalid or malformed.",
+                    400,
+                    "invalid_grant",
+                    70000,
+                    "Provided grant is invalid or malformed.",
                 )
             if grant.client_id != client_id.lower():
                 raise OAuthError(
-                    400, "invalid_grant", 70000,
+                    400,
+                    "invalid_grant",
+                    70000,
                     "Provided grant is invalid or malformed. The authorization code was issued "
                     "to a different client.",
                 )
             if grant.redeemed:
                 raise OAuthError(
-                    400, "invalid_grant", 54005,
+                    400,
+                    "invalid_grant",
+                    54005,
                     "OAuth2 Authorization code was already redeemed, please retry with a new "
                     "valid code or use an existing refresh token.",
                 )
@@ -738,20 +877,26 @@ class Entra:
         request.note.principal = grant.upn
         if grant.expires_at <= time.time():
             raise OAuthError(
-                400, "invalid_grant", 70008,
+                400,
+                "invalid_grant",
+                70008,
                 "The provided authorization code or refresh token has expired due to "
                 "inactivity. Send a new interactive authorization request for this user and "
                 "resource.",
             )
         if tenant is not None and tenant.id != grant.tenant:
             raise OAuthError(
-                400, "invalid_grant", 700005,
+                400,
+                "invalid_grant",
+                700005,
                 "Provided Authorization Code is intended to use against other tenant, thus "
                 "rejected.",
             )
         if form.get("redirect_uri", "") != grant.redirect_uri:
             raise OAuthError(
-                400, "invalid_grant", 500112,
+                400,
+                "invalid_grant",
+                500112,
                 f"The reply address '{form.get('redirect_uri', '')}' does not match the reply "
                 f"address '{grant.redirect_uri}' provided when requesting Authorization code.",
             )
@@ -759,7 +904,9 @@ class Entra:
             grant.code_challenge, grant.challenge_method, form.get("code_verifier", "")
         ):
             raise OAuthError(
-                400, "invalid_grant", 50148,
+                400,
+                "invalid_grant",
+                50148,
                 "The code_verifier does not match the code_challenge supplied in the "
                 "authorization request for PKCE.",
             )
@@ -772,13 +919,23 @@ class Entra:
             resource, _ = self._requested(form, v1=False)
         if resource != granted:
             raise OAuthError(
-                400, "invalid_grant", 70000,
+                400,
+                "invalid_grant",
+                70000,
                 "Provided grant is invalid or malformed. The authorization code was issued for "
                 "another resource.",
             )
         user = world.USERS[grant.upn]
         return self._user_tokens(
-            user, grant.tenant, client_id, resource, reserved, request, v1, asked, grant.nonce,
+            user,
+            grant.tenant,
+            client_id,
+            resource,
+            reserved,
+            request,
+            v1,
+            asked,
+            grant.nonce,
         )
 
 

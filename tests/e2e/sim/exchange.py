@@ -24,10 +24,21 @@ from .state import PatRestriction, SessionGrant, SimState
 KNOWN_SCOPES = frozenset(
     {
         "app_token",
-        "vso.packaging", "vso.packaging_write", "vso.packaging_manage",
-        "vso.drop", "vso.drop_write", "vso.drop_manage",
-        "vso.code", "vso.code_write", "vso.build", "vso.build_execute",
-        "vso.profile", "vso.identity", "vso.project", "vso.work", "vso.tokens",
+        "vso.packaging",
+        "vso.packaging_write",
+        "vso.packaging_manage",
+        "vso.drop",
+        "vso.drop_write",
+        "vso.drop_manage",
+        "vso.code",
+        "vso.code_write",
+        "vso.build",
+        "vso.build_execute",
+        "vso.profile",
+        "vso.identity",
+        "vso.project",
+        "vso.work",
+        "vso.tokens",
     }
 )
 SESSION_ISSUER = "app.vstoken.visualstudio.com"
@@ -69,10 +80,16 @@ def parse_iso(text: str) -> float:
 def _message(status: int, message: str, type_key: str) -> Response:
     return json_response(
         status,
-        {"$id": "1", "innerException": None, "message": message,
-         "typeName": f"Microsoft.VisualStudio.Services.DelegatedAuthorization.{type_key}, "
-         "Microsoft.VisualStudio.Services.WebApi",
-         "typeKey": type_key, "errorCode": 0, "eventId": 3000},
+        {
+            "$id": "1",
+            "innerException": None,
+            "message": message,
+            "typeName": f"Microsoft.VisualStudio.Services.DelegatedAuthorization.{type_key}, "
+            "Microsoft.VisualStudio.Services.WebApi",
+            "typeKey": type_key,
+            "errorCode": 0,
+            "eventId": 3000,
+        },
     )
 
 
@@ -120,8 +137,11 @@ class TokenService:
             return not_found()
         request.note.kind = "exchange"
         if request.method != "POST":
-            return _message(405, "The requested resource does not support http method "
-                            f"'{request.method}'.", "HttpMethodNotAllowed")
+            return _message(
+                405,
+                f"The requested resource does not support http method '{request.method}'.",
+                "HttpMethodNotAllowed",
+            )
         return self._exchange(request, org)
 
     def _refuse(self, request: Request, message: str) -> Response:
@@ -132,9 +152,14 @@ class TokenService:
             reply = urllib.parse.quote(request.url, safe="")
             return Response(
                 302,
-                [("Location", f"https://{world.APP_VSSPS_HOST}/_signin?realm={request.host}"
-                  f"&reply_to={reply}&redirect=1"),
-                 ("Content-Type", "text/html; charset=utf-8")],
+                [
+                    (
+                        "Location",
+                        f"https://{world.APP_VSSPS_HOST}/_signin?realm={request.host}"
+                        f"&reply_to={reply}&redirect=1",
+                    ),
+                    ("Content-Type", "text/html; charset=utf-8"),
+                ],
                 b"<html><body>Object moved</body></html>",
             )
         return _message(401, message, "UnauthorizedRequestException")
@@ -175,8 +200,9 @@ class TokenService:
                 return self._refuse(request, never_signed_in_message(upn, org))
         if not params.get("api-version"):
             return _message(
-                400, 'No api-version was supplied for the "POST" request. The version must be '
-                "supplied either as part of the Accept header (e.g. \"application/json; "
+                400,
+                'No api-version was supplied for the "POST" request. The version must be '
+                'supplied either as part of the Accept header (e.g. "application/json; '
                 "api-version=1.0\") or as a query parameter (e.g. '?api-version=1.0').",
                 "VssVersionNotSpecifiedException",
             )
@@ -189,8 +215,13 @@ class TokenService:
         return self._issue(request, org, ident.tenant or "", upn, body, token_type)
 
     def _issue(
-        self, request: Request, org: world.Org | None, tenant: str, upn: str,
-        body: dict[str, Any], token_type: str,
+        self,
+        request: Request,
+        org: world.Org | None,
+        tenant: str,
+        upn: str,
+        body: dict[str, Any],
+        token_type: str,
     ) -> Response:
         scope = body.get("scope")
         scope_text = scope if isinstance(scope, str) and scope.strip() else "app_token"
@@ -199,24 +230,34 @@ class TokenService:
         request.note.valid_to = None if valid_to is None else str(valid_to)
         unknown = [s for s in scope_text.split() if s not in KNOWN_SCOPES]
         if unknown:
-            return _message(400, f"The scope '{unknown[0]}' is not a valid scope.",
-                            "SessionTokenCreateException")
+            return _message(
+                400,
+                f"The scope '{unknown[0]}' is not a valid scope.",
+                "SessionTokenCreateException",
+            )
         with self.state.lock:
             policy = dataclasses.replace(self.state.knobs.policy(org.name if org else "*"))
         now = time.time()
         max_seconds = policy.max_session_hours * 3600
         if valid_to not in (None, ""):
             if policy.refuse_validto:
-                return _message(400, "The validTo value is not accepted by this organization.",
-                                "SessionTokenCreateException")
+                return _message(
+                    400,
+                    "The validTo value is not accepted by this organization.",
+                    "SessionTokenCreateException",
+                )
             try:
                 wanted = parse_iso(str(valid_to))
             except ValueError:
-                return _message(400, f"The value '{valid_to}' is not a valid validTo date.",
-                                "SessionTokenCreateException")
+                return _message(
+                    400,
+                    f"The value '{valid_to}' is not a valid validTo date.",
+                    "SessionTokenCreateException",
+                )
             if wanted <= now:
-                return _message(400, "The validTo date must be in the future.",
-                                "SessionTokenCreateException")
+                return _message(
+                    400, "The validTo date must be in the future.", "SessionTokenCreateException"
+                )
             # A minute's grace for the client's clock and the time the request took.
             if wanted - now > max_seconds + 60:
                 return _message(
@@ -233,8 +274,16 @@ class TokenService:
         return self._answer(request, org, tenant, upn, body, scope_text, token_type, now, wanted)
 
     def _answer(
-        self, request: Request, org: world.Org | None, tenant: str, upn: str,
-        body: dict[str, Any], scope: str, token_type: str, now: float, valid_to: float,
+        self,
+        request: Request,
+        org: world.Org | None,
+        tenant: str,
+        upn: str,
+        body: dict[str, Any],
+        scope: str,
+        token_type: str,
+        now: float,
+        valid_to: float,
     ) -> Response:
         authorization_id = jwts.new_guid()
         user = world.USERS[upn]
@@ -244,12 +293,23 @@ class TokenService:
             audience = f"{SESSION_ISSUER}|vso:{org.guid}" if org else SESSION_ISSUER
             token = jwts.sign(
                 self.state.keys.devops,
-                {"nameid": user.oid, "scp": scope, "aui": authorization_id,
-                 "sid": jwts.new_guid(), "iss": SESSION_ISSUER, "aud": audience,
-                 "nbf": int(now), "exp": int(valid_to)},
+                {
+                    "nameid": user.oid,
+                    "scp": scope,
+                    "aui": authorization_id,
+                    "sid": jwts.new_guid(),
+                    "iss": SESSION_ISSUER,
+                    "aud": audience,
+                    "nbf": int(now),
+                    "exp": int(valid_to),
+                },
             )
         grant = SessionGrant(
-            org.name.lower() if org else None, tenant, frozenset(scope.split()), upn, valid_to,
+            org.name.lower() if org else None,
+            tenant,
+            frozenset(scope.split()),
+            upn,
+            valid_to,
             authorization_id,
         )
         with self.state.lock:
@@ -268,9 +328,9 @@ class TokenService:
                 "validTo": iso(valid_to),
                 "displayName": str(body.get("displayName") or ""),
                 "scope": scope,
-                "targetAccounts": targets if isinstance(targets, list) else (
-                    [org.guid] if org else []
-                ),
+                "targetAccounts": targets
+                if isinstance(targets, list)
+                else ([org.guid] if org else []),
                 "token": token,
                 "alternateToken": None,
                 "isValid": True,

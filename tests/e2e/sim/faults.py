@@ -74,7 +74,7 @@ def parse_step(spec: StepSpec) -> Step:
     if isinstance(spec, tuple) and spec and spec[0] == "drip" and len(spec) in (2, 3):
         seconds = spec[1]
         if not isinstance(seconds, (int, float)) or (len(spec) == 3 and spec[2] != "all"):
-            raise TypeError(f"drip needs seconds, then optionally \"all\": {spec!r}")
+            raise TypeError(f'drip needs seconds, then optionally "all": {spec!r}')
         return Drip(float(seconds), whole=len(spec) == 3)
     if isinstance(spec, tuple) and spec and isinstance(spec[0], int) and len(spec) in (2, 3):
         headers = spec[1]
@@ -117,8 +117,10 @@ class Faults:
     def take(self, host: str, path_and_query: str) -> Step | None:
         with self._lock:
             for rule in self._rules:
-                if rule.steps and (rule.host is None or rule.host == host) and rule.pattern.search(
-                    path_and_query
+                if (
+                    rule.steps
+                    and (rule.host is None or rule.host == host)
+                    and rule.pattern.search(path_and_query)
                 ):
                     return rule.steps.popleft()
         return None

@@ -32,7 +32,8 @@ ROLE_OPS = {world.READER: {READ}, world.CONTRIBUTOR: {READ, WRITE}}
 
 def is_feed_host(host: str) -> bool:
     return host in (world.FEED_HOST, world.ONPREM_HOST) or (
-        host.endswith(".pkgs.visualstudio.com") and host != world.SCALE_UNIT_HOST
+        host.endswith(".pkgs.visualstudio.com")
+        and host != world.SCALE_UNIT_HOST
         and host.count(".") == 3
     )
 
@@ -71,8 +72,9 @@ def parse_path(request: Request) -> FeedPath | world.Org | None:
     if at > 1 or len(segs) < at + 2:
         return org
     feed_ref, _, view = segs[at + 1].partition("@")
-    return FeedPath(org, legacy, segs[0] if at == 1 else None, feed_ref, view or None,
-                    segs[at + 2:])
+    return FeedPath(
+        org, legacy, segs[0] if at == 1 else None, feed_ref, view or None, segs[at + 2 :]
+    )
 
 
 def find_feed(path: FeedPath) -> world.Feed | None:
@@ -155,8 +157,10 @@ class FeedHosts:
 
     def _decide(self, ident: Identified, org: world.Org, op: str) -> tuple[str | None, bool]:
         """(reason for a 401, or None; whether the operation is allowed)."""
-        not_authorized = f"TF400813: The user '{ident.principal or ''}' is not authorized to " \
+        not_authorized = (
+            f"TF400813: The user '{ident.principal or ''}' is not authorized to "
             "access this resource."
+        )
         if ident.problem is not None:
             return not_authorized, False
         if ident.kind in (SESSION, PAT, PIPELINE):
@@ -242,8 +246,10 @@ class FeedHosts:
             if f.project == normalize(project) and f.version == version and f.filename == filename:
                 return Response(
                     200,
-                    [("Content-Type", "application/octet-stream"),
-                     ("Content-Disposition", f'attachment; filename="{f.filename}"')],
+                    [
+                        ("Content-Type", "application/octet-stream"),
+                        ("Content-Disposition", f'attachment; filename="{f.filename}"'),
+                    ],
                     f.data,
                 )
         return json_response(404, {"message": f"The file '{filename}' doesn't exist."})
@@ -267,15 +273,18 @@ class FeedHosts:
         claimed = fields.get("sha256_digest")
         if claimed is not None and claimed.text().strip().lower() != digest:
             return json_response(400, {"message": "The sha256 digest does not match the file."})
-        package = PackageFile(normalize(name.text()), version.text().strip(), filename,
-                              content.content, digest)
+        package = PackageFile(
+            normalize(name.text()), version.text().strip(), filename, content.content, digest
+        )
         with self.state.lock:
             existing = self.state.packages.in_feed(feed.guid, None)
             if any(f.filename == filename for f in existing):
                 return json_response(
                     409,
-                    {"message": f"The feed '{feed.name}' already contains file '{filename}' in "
-                     f"package '{package.project} {package.version}'."},
+                    {
+                        "message": f"The feed '{feed.name}' already contains file '{filename}' in "
+                        f"package '{package.project} {package.version}'."
+                    },
                 )
             self.state.packages.uploads.setdefault(feed.guid, []).append(package)
         request.note.extra["filename"] = filename
@@ -315,4 +324,3 @@ def never_signed_in_message(upn: str, org: world.Org) -> str:
         f"TF401444: Please sign-in at least once as {org.tenant}\\{upn} in a web browser to "
         f"enable access to the service. (https://dev.azure.com/{org.name})"
     )
-

@@ -139,8 +139,13 @@ class GithubActions:
             return not_found()
         request.note.kind = "github_oidc"
         if request.method not in ("GET", "HEAD"):
-            return json_response(405, {"message": "The requested resource does not support "
-                                       f"http method '{request.method}'."})
+            return json_response(
+                405,
+                {
+                    "message": "The requested resource does not support "
+                    f"http method '{request.method}'."
+                },
+            )
         shown = presented(request)
         if shown.scheme != "bearer" or not shown.secret:
             return _refused("Bearer token is required.")
@@ -166,12 +171,36 @@ class GithubActions:
                     "subject_types_supported": ["public", "pairwise"],
                     "response_types_supported": ["id_token"],
                     "claims_supported": [
-                        "sub", "aud", "exp", "iat", "iss", "jti", "nbf", "ref", "sha",
-                        "repository", "repository_id", "repository_owner",
-                        "repository_owner_id", "run_id", "run_number", "run_attempt", "actor",
-                        "actor_id", "workflow", "workflow_ref", "workflow_sha", "head_ref",
-                        "base_ref", "event_name", "ref_type", "ref_protected", "environment",
-                        "job_workflow_ref", "job_workflow_sha", "repository_visibility",
+                        "sub",
+                        "aud",
+                        "exp",
+                        "iat",
+                        "iss",
+                        "jti",
+                        "nbf",
+                        "ref",
+                        "sha",
+                        "repository",
+                        "repository_id",
+                        "repository_owner",
+                        "repository_owner_id",
+                        "run_id",
+                        "run_number",
+                        "run_attempt",
+                        "actor",
+                        "actor_id",
+                        "workflow",
+                        "workflow_ref",
+                        "workflow_sha",
+                        "head_ref",
+                        "base_ref",
+                        "event_name",
+                        "ref_type",
+                        "ref_protected",
+                        "environment",
+                        "job_workflow_ref",
+                        "job_workflow_sha",
+                        "repository_visibility",
                         "runner_environment",
                     ],
                     "id_token_signing_alg_values_supported": ["RS256"],

@@ -2,12 +2,16 @@
 
 The services themselves live elsewhere; this module only turns bytes into `Request`s, asks a
 `Dispatcher` what to do, and carries out injected faults that need the socket (reset, stall,
-drip).
+drip), and the simulated network's round trips: a new connection waits one round trip for the
+TCP handshake (and one more for TLS) before the server answers its first bytes, and every
+request one round trip before its answer, so that a client pays what it would on a real
+network with that latency.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import socketserver
@@ -15,6 +19,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 import traceback
 import urllib.parse
 from collections.abc import Sequence
@@ -93,7 +98,9 @@ def json_response(
 
 
 def text_response(
-    status: int, text: str, content_type: str = "text/plain; charset=utf-8",
+    status: int,
+    text: str,
+    content_type: str = "text/plain; charset=utf-8",
     headers: list[tuple[str, str]] | None = None,
 ) -> Response:
     return Response(status, [("Content-Type", content_type), *(headers or [])], text.encode())
@@ -110,12 +117,29 @@ class Dispatcher(Protocol):
 
     def record(self, request: Request, status: int) -> None: ...
 
+    def round_trip(self) -> float:
+        """Seconds of one network round trip for this listener now (0: loopback as it is)."""
+        ...
+
+
+# Connections are numbered across every listener, so that a request log can tell them apart.
+_CONNECTIONS = itertools.count(1)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Idle keep-alive connections give up after this long; clients reconnect.
     timeout = 30
     server: _Server
+
+    def __init__(
+        self, request: Any, client_address: Any, server: _Server, *, connection: int = 0,
+        connected_at: float = 0.0,
+    ) -> None:
+        # Set before the base class serves the connection (its __init__ does all the work).
+        self.connection_number = connection
+        self.connected_at = connected_at
+        super().__init__(request, client_address, server)
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # the request log is the simulator's own
@@ -132,6 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._request(body)
         dispatcher = self.server.dispatcher
         step = dispatcher.fault(request)
+        # The request's way there and the answer's way back, before the answer is made: the
+        # log's time is then when the client has it.
+        self.server.stopping.wait(dispatcher.round_trip())
         if isinstance(step, Stall):
             request.note.fault = "stall"
             self.server.stopping.wait(step.seconds)
@@ -170,6 +197,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not host:
             host = str(self.server.server_address[0])
         path, _, query = self.path.partition("?")
+        note = Note(
+            connection=self.connection_number, connected_at=self.connected_at,
+            arrived=time.time(),
+        )
         return Request(
             scheme=self.server.scheme,
             host=host.lower().rstrip("."),
@@ -179,6 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=query,
             headers=self.headers,
             body=body,
+            note=note,
         )
 
     def _read_body(self) -> bytes:
@@ -242,9 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         # Linger 0 turns close() into a TCP RST: the client sees a reset, not an answer.
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
 
 
@@ -284,8 +314,19 @@ class _Server(ThreadingHTTPServer):
         self.server_port = self.server_address[1]
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        number, connected_at = next(_CONNECTIONS), time.time()
+        # As servers on the internet do: without it, a small write that follows another (the
+        # answer after TLS's session tickets) waits for the client's delayed ACK, 40 ms that
+        # no real feed adds.
+        with contextlib.suppress(OSError):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The client's connect() returned at once on the loopback; the round trips of the
+        # handshakes are paid here, before the server's first answer: TCP, and TLS (1.3: one).
+        handshakes = 1 if self.ssl_context is None else 2
+        if self.stopping.wait(handshakes * self.dispatcher.round_trip()):
+            return
         if self.ssl_context is None:
-            _Handler(request, client_address, self)
+            _Handler(request, client_address, self, connection=number, connected_at=connected_at)
             return
         request.settimeout(15)
         try:
@@ -293,7 +334,7 @@ class _Server(ThreadingHTTPServer):
         except (OSError, ValueError):
             return  # handshake refused, e.g. a client that does not trust our CA
         try:
-            _Handler(conn, client_address, self)
+            _Handler(conn, client_address, self, connection=number, connected_at=connected_at)
         except OSError:
             pass
         finally:

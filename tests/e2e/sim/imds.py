@@ -67,8 +67,11 @@ class Imds:
         system = world.APP_IDENTITIES[world.MI_SYSTEM_CLIENT_ID]
         user = world.APP_IDENTITIES[world.MI_USER_CLIENT_ID]
         wanted = (
-            params.get("client_id") or params.get("object_id") or params.get("principal_id")
-            or params.get("msi_res_id") or params.get("mi_res_id")
+            params.get("client_id")
+            or params.get("object_id")
+            or params.get("principal_id")
+            or params.get("msi_res_id")
+            or params.get("mi_res_id")
         )
         if wanted:
             wanted = wanted.lower()

@@ -63,8 +63,12 @@ def verify(
             token,
             public_key,
             algorithms=list(algorithms),
-            options={"verify_exp": False, "verify_aud": False, "verify_nbf": False,
-                     "verify_iat": False},
+            options={
+                "verify_exp": False,
+                "verify_aud": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
     except (jwt.PyJWTError, ValueError, TypeError):
         return None

@@ -25,6 +25,11 @@ class Note:
     # SimState.generation when the request arrived: a request held back past a reset() (a
     # stall longer than its client waited) belongs to a test that is over.
     generation: int = 0
+    # The connection it came on (numbered from 1 across every listener) and when that was
+    # accepted, before any handshake; `arrived`: when the request itself had been read.
+    connection: int = 0
+    connected_at: float = 0.0
+    arrived: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,11 @@ class Record:
     (ACTIONS_ID_TOKEN_REQUEST_TOKEN), entra-user, entra-app, unknown, or None without one.
     credential_fingerprint: sha256 prefix of the secret (`jwts.fingerprint`).
     fault: None, or the injected step ("status", "reset", "stall") that answered.
+    time: when the answer went out (after any simulated round trip); connection: which
+    connection it came on (numbered from 1 across all listeners; requests on one kept-alive
+    connection share it); connected_at: when that connection was accepted, before its
+    handshakes; arrived: when the request had been read. On a new connection, time -
+    connected_at is what the client waited from connect() to the answer.
     """
 
     time: float
@@ -64,6 +74,9 @@ class Record:
     fault: str | None
     user_agent: str | None
     extra: dict[str, str]
+    connection: int = 0
+    connected_at: float = 0.0
+    arrived: float = 0.0
 
 
 class RequestLog:

@@ -45,7 +45,10 @@ def namespace_problem() -> str | None:
     try:
         probe = subprocess.run(
             [unshare, *UNSHARE_FLAGS, ip, "link", "set", "lo", "up"],
-            capture_output=True, text=True, timeout=20, check=False,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot create a user+network namespace: {exc}"
@@ -126,8 +129,18 @@ def _outside(command: list[str]) -> int:
         return 2
     cwd = str(Path.cwd())
     inner = [
-        unshare, *UNSHARE_FLAGS, "--fork", "--",
-        sys.executable, "-m", "tests.e2e.sim.netns", "--inside", "--cwd", cwd, "--", *command,
+        unshare,
+        *UNSHARE_FLAGS,
+        "--fork",
+        "--",
+        sys.executable,
+        "-m",
+        "tests.e2e.sim.netns",
+        "--inside",
+        "--cwd",
+        cwd,
+        "--",
+        *command,
     ]
     # The inner interpreter imports this module from the repository, whatever the caller's cwd.
     os.chdir(REPO_ROOT)
@@ -147,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         elif flag == "--cwd" and args:
             cwd = args.pop(0)
         else:
-            print(f"usage: python -m tests.e2e.sim.netns -- CMD [ARGS...] ({flag}?)",
-                  file=sys.stderr)
+            print(
+                f"usage: python -m tests.e2e.sim.netns -- CMD [ARGS...] ({flag}?)", file=sys.stderr
+            )
             return 2
     command = args[1:]
     if not command:

@@ -73,8 +73,11 @@ def make_client_certificate(directory: Path, name: str) -> ClientCertificate:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    paths = (directory / f"{name}.crt.pem", directory / f"{name}.key.pem",
-             directory / f"{name}.pem")
+    paths = (
+        directory / f"{name}.crt.pem",
+        directory / f"{name}.key.pem",
+        directory / f"{name}.pem",
+    )
     paths[0].write_bytes(cert_bytes)
     for path, data in ((paths[1], key_bytes), (paths[2], key_bytes + cert_bytes)):
         path.write_bytes(data)

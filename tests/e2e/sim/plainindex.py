@@ -24,8 +24,11 @@ class PlainIndex:
         if segs == ["simple"]:
             names = sorted({f.project for f in files})
             links = "".join(f'<a href="{n}/">{n}</a><br/>\n' for n in names)
-            return text_response(200, f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n",
-                                 "text/html; charset=utf-8")
+            return text_response(
+                200,
+                f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n",
+                "text/html; charset=utf-8",
+            )
         if len(segs) == 2 and segs[0] == "simple":
             name = normalize(segs[1])
             mine = [f for f in files if f.project == name]
@@ -36,8 +39,11 @@ class PlainIndex:
                 f'#sha256={f.sha256}">{html.escape(f.filename)}</a><br/>\n'
                 for f in mine
             )
-            return text_response(200, f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n",
-                                 "text/html; charset=utf-8")
+            return text_response(
+                200,
+                f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n",
+                "text/html; charset=utf-8",
+            )
         if len(segs) == 2 and segs[0] == "files":
             for f in files:
                 if f.filename == segs[1]:

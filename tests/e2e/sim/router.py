@@ -105,6 +105,10 @@ class Router:
             return "arm"
         return "other"
 
+    def round_trip(self) -> float:
+        # IMDS is a link-local service on the machine's own host: no internet in between.
+        return 0.0 if self.mode == IMDS else self.state.knobs.round_trip
+
     def _stale(self, request: Request) -> bool:
         return request.note.generation != self.state.generation
 
@@ -150,5 +154,8 @@ class Router:
                 fault=note.fault,
                 user_agent=request.header("User-Agent"),
                 extra=dict(note.extra),
+                connection=note.connection,
+                connected_at=note.connected_at,
+                arrived=note.arrived,
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import ssl
 import uuid
 from collections.abc import Iterable
@@ -69,16 +70,57 @@ from .world import (
 )
 
 __all__ = [
-    "ALICE", "ALICE_PASSWORD", "AZURE_CLI_CLIENT_ID", "BOB", "BOB_PASSWORD", "CAROL",
-    "CAROL_PASSWORD", "CONTRIBUTOR", "DEVOPS_RESOURCE", "DEVOPS_SCOPE", "HOSTNAMES",
-    "MI_SYSTEM_CLIENT_ID", "MI_USER_CLIENT_ID", "ORG_CONTOSO", "ORG_FABRIKAM", "READER",
-    "SP_CONTOSO_CERT", "SP_CONTOSO_FEDERATED", "SP_CONTOSO_GITHUB", "SP_CONTOSO_SECRET",
-    "SP_CONTOSO_SECRET_VALUE", "SP_FABRIKAM_CERT", "SP_FABRIKAM_FEDERATED", "SP_FABRIKAM_SECRET",
-    "SP_FABRIKAM_SECRET_VALUE", "T_CONTOSO", "T_FABRIKAM", "Record", "Simulator",
+    "ALICE",
+    "ALICE_PASSWORD",
+    "AZURE_CLI_CLIENT_ID",
+    "BOB",
+    "BOB_PASSWORD",
+    "CAROL",
+    "CAROL_PASSWORD",
+    "CONTRIBUTOR",
+    "DEVOPS_RESOURCE",
+    "DEVOPS_SCOPE",
+    "HOSTNAMES",
+    "MI_SYSTEM_CLIENT_ID",
+    "MI_USER_CLIENT_ID",
+    "ORG_CONTOSO",
+    "ORG_FABRIKAM",
+    "READER",
+    "SP_CONTOSO_CERT",
+    "SP_CONTOSO_FEDERATED",
+    "SP_CONTOSO_GITHUB",
+    "SP_CONTOSO_SECRET",
+    "SP_CONTOSO_SECRET_VALUE",
+    "SP_FABRIKAM_CERT",
+    "SP_FABRIKAM_FEDERATED",
+    "SP_FABRIKAM_SECRET",
+    "SP_FABRIKAM_SECRET_VALUE",
+    "T_CONTOSO",
+    "T_FABRIKAM",
+    "Record",
+    "Simulator",
 ]
 
 HTTPS_PORT = 443
 ALT_HTTPS_PORT = 8443  # the same services on a non-default port, for "default port only" tests
+# Milliseconds of one round trip to the simulated internet hosts, for a whole run (the demo, a
+# manual session): read by the simulator when it starts; set_latency() changes it per test.
+RTT_VAR = "AKN_SIM_RTT_MS"
+
+
+def round_trip_from_environment() -> float:
+    """Seconds of one round trip that RTT_VAR asks for (0 when unset); a value that is not a
+    number of milliseconds from 0 to 10000 stops the simulator with a message that says so."""
+    raw = os.environ.get(RTT_VAR, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        milliseconds = float(raw)
+    except ValueError:
+        milliseconds = -1.0
+    if not 0 <= milliseconds <= 10_000:
+        raise ValueError(f"{RTT_VAR}={raw!r}: want milliseconds of one round trip, 0 to 10000")
+    return milliseconds / 1000
 
 
 class Simulator:
@@ -106,10 +148,13 @@ class Simulator:
             for cid, c in self._certs.items()
         }
         keys = Keys(
-            entra=jwts.new_signing_key(), devops=jwts.new_signing_key(),
-            oidc=jwts.new_signing_key(), github=jwts.new_signing_key(), certs=registered,
+            entra=jwts.new_signing_key(),
+            devops=jwts.new_signing_key(),
+            oidc=jwts.new_signing_key(),
+            github=jwts.new_signing_key(),
+            certs=registered,
         )
-        state = SimState(keys)
+        state = SimState(keys, round_trip_from_environment())
         for secret in self._static_secrets():
             state.remember(secret)
         self._state = state
@@ -153,7 +198,9 @@ class Simulator:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()
@@ -217,6 +264,18 @@ class Simulator:
     def fail(self, host: str | None, path_regex: str, sequence: list[StepSpec]) -> None:
         """Inject failures; see faults.py for the step forms. host None/"*" means any host."""
         self.state.faults.add(host, path_regex, sequence)
+
+    def set_latency(self, round_trip: float) -> None:
+        """Seconds of one network round trip to every simulated internet host (feeds, token
+        service, Entra ID, GitHub, plain-index.example; not IMDS), until reset(): a new
+        connection costs the TCP and the TLS handshake (two round trips; plain HTTP one) and
+        every request one more, so a first request costs three round trips and the next one
+        on the same kept-alive connection one. 0 is the loopback as it is. reset() goes back
+        to AKN_SIM_RTT_MS (milliseconds) as it was when the simulator started, else to 0."""
+        if not 0 <= round_trip <= 10:
+            raise ValueError(f"a round trip of {round_trip} s? want 0 to 10")
+        with self.state.lock:
+            self.state.knobs.round_trip = float(round_trip)
 
     def set_policy(
         self,
@@ -400,13 +459,22 @@ class Simulator:
         build_service = str(uuid.uuid5(uuid.NAMESPACE_URL, f"build-service/{target.guid}"))
         token = jwts.sign(
             self.state.keys.devops,
-            {"nameid": build_service, "scp": "app_token", "aui": jwts.new_guid(),
-             "sid": jwts.new_guid(), "iss": SESSION_ISSUER,
-             "aud": f"{SESSION_ISSUER}|vso:{target.guid}", "nbf": now, "exp": now + lifetime},
+            {
+                "nameid": build_service,
+                "scp": "app_token",
+                "aui": jwts.new_guid(),
+                "sid": jwts.new_guid(),
+                "iss": SESSION_ISSUER,
+                "aud": f"{SESSION_ISSUER}|vso:{target.guid}",
+                "nbf": now,
+                "exp": now + lifetime,
+            },
         )
         grant = PatGrant(
-            target.name.lower(), frozenset(scope.split()),
-            f"Project Collection Build Service ({target.name})", pipeline=True,
+            target.name.lower(),
+            frozenset(scope.split()),
+            f"Project Collection Build Service ({target.name})",
+            pipeline=True,
             valid_to=now + lifetime,
         )
         with self.state.lock:
@@ -488,8 +556,13 @@ class Simulator:
         forge: bool = False,
     ) -> str:
         return oidc.mint_assertion(
-            self.state, client_id, subject=subject, issuer=issuer, audience=audience,
-            lifetime=lifetime, forge=forge,
+            self.state,
+            client_id,
+            subject=subject,
+            issuer=issuer,
+            audience=audience,
+            lifetime=lifetime,
+            forge=forge,
         )
 
     def write_federated_assertion(
@@ -545,4 +618,3 @@ def _feed(name_or_guid: str) -> world.Feed:
         if wanted in (feed.name.lower(), feed.guid):
             return feed
     raise KeyError(f"no feed {name_or_guid!r}")
-

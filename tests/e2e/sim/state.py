@@ -92,6 +92,9 @@ class Knobs:
     device_flow: DeviceFlow = field(default_factory=DeviceFlow)
     browser: BrowserSession = field(default_factory=BrowserSession)
     pat_restrictions: dict[str, PatRestriction] = field(default_factory=dict)  # org -> policy
+    # Seconds of one network round trip to the simulated internet hosts (not IMDS): what a
+    # new connection (TCP + TLS handshakes) and every request cost on a real network.
+    round_trip: float = 0.0
 
     def policy(self, org: str) -> OrgPolicy:
         return self.policies.setdefault(org.lower(), OrgPolicy())
@@ -225,10 +228,12 @@ class Keys:
 
 
 class SimState:
-    def __init__(self, keys: Keys) -> None:
+    def __init__(self, keys: Keys, round_trip: float = 0.0) -> None:
         self.lock = threading.RLock()
         self.keys = keys
-        self.knobs = Knobs()
+        # What reset() goes back to: AKN_SIM_RTT_MS when the simulator started, else none.
+        self.base_round_trip = round_trip
+        self.knobs = Knobs(round_trip=round_trip)
         self.grants = Grants()
         self.packages = Packages()
         self.log = RequestLog()
@@ -250,7 +255,7 @@ class SimState:
     def reset(self) -> None:
         with self.lock:
             self.generation += 1
-            self.knobs = Knobs()
+            self.knobs = Knobs(round_trip=self.base_round_trip)
             self.grants = Grants()
             self.packages.uploads.clear()
             self.log.clear()

@@ -88,11 +88,13 @@ def app_access_token(
         "ver": "1.0",
     }
     if app.kind in (world.MI_SYSTEM, world.MI_USER):
-        kind = "virtualMachines/vm1" if app.kind == world.MI_SYSTEM else (
-            f"userAssignedIdentities/{app.name}"
+        kind = (
+            "virtualMachines/vm1"
+            if app.kind == world.MI_SYSTEM
+            else (f"userAssignedIdentities/{app.name}")
         )
-        provider = "Microsoft.Compute" if app.kind == world.MI_SYSTEM else (
-            "Microsoft.ManagedIdentity"
+        provider = (
+            "Microsoft.Compute" if app.kind == world.MI_SYSTEM else ("Microsoft.ManagedIdentity")
         )
         claims["xms_mirid"] = (
             "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/sim/providers/"
@@ -102,7 +104,11 @@ def app_access_token(
 
 
 def id_token(
-    key: SigningKey, user: world.User, tid: str, client_id: str, lifetime: int,
+    key: SigningKey,
+    user: world.User,
+    tid: str,
+    client_id: str,
+    lifetime: int,
     nonce: str | None = None,
 ) -> str:
     """The v2 ID token; `nonce` is the authorize request's, which MSAL checks."""

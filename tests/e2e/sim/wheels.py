@@ -34,8 +34,12 @@ def build_wheel(
     dest_dir.mkdir(parents=True, exist_ok=True)
     dist = escape(name)
     module = name.replace("-", "_").replace(".", "_")
-    source = module_source if module_source is not None else (
-        f'"""{name}: a package served by the simulated feeds."""\n\n__version__ = "{version}"\n'
+    source = (
+        module_source
+        if module_source is not None
+        else (
+            f'"""{name}: a package served by the simulated feeds."""\n\n__version__ = "{version}"\n'
+        )
     )
     dist_info = f"{dist}-{version}.dist-info"
     metadata = "".join(

@@ -87,15 +87,27 @@ class User:
 
 USERS: dict[str, User] = {
     ALICE: User(
-        ALICE, T_CONTOSO, "8d14a277-7d2e-46ed-a5e5-993090887583", ALICE_PASSWORD, "Alice Smith",
+        ALICE,
+        T_CONTOSO,
+        "8d14a277-7d2e-46ed-a5e5-993090887583",
+        ALICE_PASSWORD,
+        "Alice Smith",
         {"contoso": CONTRIBUTOR},
     ),
     BOB: User(
-        BOB, T_CONTOSO, "82ecdef2-85ff-4521-a9b0-a9d3fdd53e89", BOB_PASSWORD, "Bob Jones",
+        BOB,
+        T_CONTOSO,
+        "82ecdef2-85ff-4521-a9b0-a9d3fdd53e89",
+        BOB_PASSWORD,
+        "Bob Jones",
         {"contoso": READER},
     ),
     CAROL: User(
-        CAROL, T_FABRIKAM, "5e6030ce-f6d6-4bb3-83e1-6f6cc69d48df", CAROL_PASSWORD, "Carol Diaz",
+        CAROL,
+        T_FABRIKAM,
+        "5e6030ce-f6d6-4bb3-83e1-6f6cc69d48df",
+        CAROL_PASSWORD,
+        "Carol Diaz",
         {"fabrikam": CONTRIBUTOR},
     ),
 }
@@ -152,9 +164,7 @@ TEAM_INDEX = "https://pkgs.dev.azure.com/contoso/Project1/_packaging/team/pypi/s
 TEAM_UPLOAD = "https://pkgs.dev.azure.com/contoso/Project1/_packaging/team/pypi/upload/"
 RELEASES_INDEX = "https://pkgs.dev.azure.com/fabrikam/_packaging/releases/pypi/simple/"
 LEGACY_SHARED_INDEX = "https://contoso.pkgs.visualstudio.com/_packaging/shared/pypi/simple/"
-ONPREM_INDEX = (
-    f"https://{ONPREM_HOST}/tfs/{ORG_ONPREM}/Project1/_packaging/onprem/pypi/simple/"
-)
+ONPREM_INDEX = f"https://{ONPREM_HOST}/tfs/{ORG_ONPREM}/Project1/_packaging/onprem/pypi/simple/"
 PLAIN_INDEX = "https://plain-index.example/simple/"
 
 # --- app identities -----------------------------------------------------------------------
@@ -214,48 +224,84 @@ APP_IDENTITIES: dict[str, AppIdentity] = {
     a.client_id: a
     for a in (
         AppIdentity(
-            "contoso-secret", SECRET, T_CONTOSO, SP_CONTOSO_SECRET,
-            "f26b46bb-db28-467b-9fac-2d02fc1c4d57", secret=SP_CONTOSO_SECRET_VALUE,
+            "contoso-secret",
+            SECRET,
+            T_CONTOSO,
+            SP_CONTOSO_SECRET,
+            "f26b46bb-db28-467b-9fac-2d02fc1c4d57",
+            secret=SP_CONTOSO_SECRET_VALUE,
             rights={ORG_CONTOSO: CONTRIBUTOR},
         ),
         AppIdentity(
-            "contoso-cert", CERTIFICATE, T_CONTOSO, SP_CONTOSO_CERT,
-            "1ceb8914-0627-45f5-bbfb-861f5f026eb1", rights={ORG_CONTOSO: READER},
+            "contoso-cert",
+            CERTIFICATE,
+            T_CONTOSO,
+            SP_CONTOSO_CERT,
+            "1ceb8914-0627-45f5-bbfb-861f5f026eb1",
+            rights={ORG_CONTOSO: READER},
         ),
         AppIdentity(
-            "contoso-federated", FEDERATED, T_CONTOSO, SP_CONTOSO_FEDERATED,
+            "contoso-federated",
+            FEDERATED,
+            T_CONTOSO,
+            SP_CONTOSO_FEDERATED,
             "56e591cd-88e9-43d0-82bf-e3871b099c18",
             federated_issuer=oidc_issuer(ORG_CONTOSO),
-            federated_subject=FEDERATED_SUBJECT_CONTOSO, rights={ORG_CONTOSO: CONTRIBUTOR},
+            federated_subject=FEDERATED_SUBJECT_CONTOSO,
+            rights={ORG_CONTOSO: CONTRIBUTOR},
         ),
         AppIdentity(
-            "contoso-github", FEDERATED, T_CONTOSO, SP_CONTOSO_GITHUB,
+            "contoso-github",
+            FEDERATED,
+            T_CONTOSO,
+            SP_CONTOSO_GITHUB,
             "d0b8e5c4-2a7f-4f3e-8c61-9e4a7b2d1f05",
             federated_issuer=GITHUB_ISSUER,
-            federated_subject=GITHUB_SUBJECT_CONTOSO, rights={ORG_CONTOSO: CONTRIBUTOR},
+            federated_subject=GITHUB_SUBJECT_CONTOSO,
+            rights={ORG_CONTOSO: CONTRIBUTOR},
         ),
         AppIdentity(
-            "fabrikam-secret", SECRET, T_FABRIKAM, SP_FABRIKAM_SECRET,
-            "160bd24e-2fa3-4a6d-b493-09f46bf51fb8", secret=SP_FABRIKAM_SECRET_VALUE,
+            "fabrikam-secret",
+            SECRET,
+            T_FABRIKAM,
+            SP_FABRIKAM_SECRET,
+            "160bd24e-2fa3-4a6d-b493-09f46bf51fb8",
+            secret=SP_FABRIKAM_SECRET_VALUE,
             rights={ORG_FABRIKAM: CONTRIBUTOR},
         ),
         AppIdentity(
-            "fabrikam-cert", CERTIFICATE, T_FABRIKAM, SP_FABRIKAM_CERT,
-            "e284cff8-8029-4d4b-a3e6-886e29ccac61", rights={ORG_FABRIKAM: READER},
+            "fabrikam-cert",
+            CERTIFICATE,
+            T_FABRIKAM,
+            SP_FABRIKAM_CERT,
+            "e284cff8-8029-4d4b-a3e6-886e29ccac61",
+            rights={ORG_FABRIKAM: READER},
         ),
         AppIdentity(
-            "fabrikam-federated", FEDERATED, T_FABRIKAM, SP_FABRIKAM_FEDERATED,
+            "fabrikam-federated",
+            FEDERATED,
+            T_FABRIKAM,
+            SP_FABRIKAM_FEDERATED,
             "47ad81ff-5f47-4d9d-b68b-ae21c57484a8",
             federated_issuer=oidc_issuer(ORG_FABRIKAM),
-            federated_subject=FEDERATED_SUBJECT_FABRIKAM, rights={ORG_FABRIKAM: CONTRIBUTOR},
+            federated_subject=FEDERATED_SUBJECT_FABRIKAM,
+            rights={ORG_FABRIKAM: CONTRIBUTOR},
         ),
         AppIdentity(
-            "vm-system-identity", MI_SYSTEM, T_CONTOSO, MI_SYSTEM_CLIENT_ID,
-            "35e02b0f-858a-424d-9a03-39eea098c4c0", rights={ORG_CONTOSO: READER},
+            "vm-system-identity",
+            MI_SYSTEM,
+            T_CONTOSO,
+            MI_SYSTEM_CLIENT_ID,
+            "35e02b0f-858a-424d-9a03-39eea098c4c0",
+            rights={ORG_CONTOSO: READER},
         ),
         AppIdentity(
-            "vm-user-identity", MI_USER, T_CONTOSO, MI_USER_CLIENT_ID,
-            "9b8349a2-c514-4ea2-be89-2772dcd3ea2a", rights={ORG_CONTOSO: READER},
+            "vm-user-identity",
+            MI_USER,
+            T_CONTOSO,
+            MI_USER_CLIENT_ID,
+            "9b8349a2-c514-4ea2-be89-2772dcd3ea2a",
+            rights={ORG_CONTOSO: READER},
         ),
     )
 }
@@ -282,10 +328,18 @@ CONTOSO_PUBLISHING_CLIENT_ID = "b9d47a35-1e6c-4f28-8d03-7a5e9c2b41f6"
 PUBLIC_CLIENTS: dict[str, PublicClient] = {
     c.client_id: c
     for c in (
-        PublicClient("Contoso packages (read)", T_CONTOSO, CONTOSO_PACKAGING_CLIENT_ID,
-                     frozenset({PACKAGING})),
-        PublicClient("Contoso packages (publish)", T_CONTOSO, CONTOSO_PUBLISHING_CLIENT_ID,
-                     frozenset({PACKAGING, PACKAGING_WRITE})),
+        PublicClient(
+            "Contoso packages (read)",
+            T_CONTOSO,
+            CONTOSO_PACKAGING_CLIENT_ID,
+            frozenset({PACKAGING}),
+        ),
+        PublicClient(
+            "Contoso packages (publish)",
+            T_CONTOSO,
+            CONTOSO_PUBLISHING_CLIENT_ID,
+            frozenset({PACKAGING, PACKAGING_WRITE}),
+        ),
     )
 }
 
