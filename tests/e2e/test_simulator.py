@@ -2196,6 +2196,11 @@ def test_entra_grants_a_registered_client_its_consented_permissions(
     guest = _password(http, reader, PACKAGING, world.CAROL,
                       f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token")
     assert claims(guest.json()["access_token"])["scp"] == "vso.packaging"
+    # The v1 endpoint (resource=) is .default's: the consented permissions.
+    v1 = http.post(f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/token", data={
+        "grant_type": "password", "client_id": reader, "username": world.ALICE,
+        "password": world.ALICE_PASSWORD, "resource": world.DEVOPS_RESOURCE})
+    assert claims(v1.json()["access_token"])["scp"] == "vso.packaging"
 
 
 def test_a_narrow_client_s_refresh_token_and_authorization_code(

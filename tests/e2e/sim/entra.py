@@ -265,10 +265,11 @@ class Entra:
         return resource, reserved
 
     def _grant(
-        self, client_id: str, tid: str, resource: str, asked: str, v1: bool
+        self, client_id: str, tid: str, resource: str, asked: str
     ) -> tuple[list[str], list[str]]:
         """(the delegated permissions a user token gets, the scopes the v2 answer names) for a
-        request of `asked` (v2 scopes, reserved ones included) by `client_id` in tenant `tid`.
+        request of `asked` (v2 scopes, reserved ones included; "" for a v1 request, which is
+        .default's) by `client_id` in tenant `tid`.
 
         Azure DevOps' permissions are granted as Entra grants them: a registered client gets
         every permission an administrator consented to for it, whichever of them it names (or
@@ -279,7 +280,7 @@ class Entra:
         names = [s.rsplit("/", 1)[1] for s in wanted if "/" in s] or [".default"]
         defaults = [s for s in wanted if s.lower().endswith("/.default")]
         base = resource if resource not in world.DEVOPS_AUDIENCES else resource.rstrip("/")
-        if v1 or resource not in world.DEVOPS_AUDIENCES:
+        if resource not in world.DEVOPS_AUDIENCES:
             return [world.USER_IMPERSONATION], [f"{base}/{world.USER_IMPERSONATION}", *defaults]
         if ".default" in names and len(names) > 1:
             raise OAuthError(
@@ -354,7 +355,7 @@ class Entra:
         with self.state.lock:
             lifetime = self.state.knobs.user_token_lifetime
         keys = self.state.keys
-        permissions, answered = self._grant(client_id, tid, resource, asked, v1)
+        permissions, answered = self._grant(client_id, tid, resource, asked)
         access = tokens.user_access_token(
             keys.entra, user, tid, resource, client_id, lifetime, scope=" ".join(permissions)
         )
@@ -836,7 +837,7 @@ class Entra:
                 "The user or administrator has not consented to use the application.",
             )
         resource, _ = self._requested({"scope": scope}, v1=False)
-        self._grant(params.get("client_id", ""), target.id, resource, scope, v1=False)
+        self._grant(params.get("client_id", ""), target.id, resource, scope)
         return user, consent, target.id
 
     def _auth_code_grant(
