@@ -3,8 +3,11 @@
 The fake stays for what the real one cannot be made to do (hang, crash, be slow on demand), so
 it must not drift from it in what the backend reads: `az account get-access-token`'s JSON
 (accessToken, expires_on, expiresOn, tenant), its error text when nobody is signed in or Entra
-refuses, and azureProfile.json after each kind of `az login` and `az logout` (which account is
-the default one, and whether it is a user). Each step runs both, each in a home of its own."""
+refuses, azureProfile.json after each kind of `az login` and `az logout` (which account is
+the default one, and whether it is a user), and msal_token_cache.json (its file mode and
+layout, its sections, every entry's key and fields, the targets, realms and client ids of the
+access tokens), including when `get-access-token` answers from it without asking Entra. Each
+step runs both, each in a home of its own."""
 
 from __future__ import annotations
 
@@ -27,6 +30,11 @@ from .sim.server import Simulator
 
 # The parts of Entra's error text that differ on every request.
 VOLATILE = re.compile(r" Trace ID: \S+ Correlation ID: \S+ Timestamp: [\d-]+ [\d:]+Z")
+# Fields of msal's cache entries that differ on every run: secrets and times (strings of
+# seconds since the epoch).
+CACHE_SECRETS = ("secret",)
+CACHE_TIMES = ("cached_at", "expires_on", "extended_expires_on", "last_modification_time")
+CACHE_FILE = "msal_token_cache.json"
 
 
 class Pair:
@@ -54,6 +62,29 @@ class Pair:
             raw = (Path(env["HOME"]) / ".azure" / "azureProfile.json").read_bytes()
             found[name] = (raw[:3], json.loads(raw.decode("utf-8-sig")))
         return found
+
+    def caches(self) -> dict[str, Any]:
+        """Each az's msal_token_cache.json with secrets and times replaced by what they are,
+        None where there is none."""
+        found: dict[str, Any] = {}
+        for name, env in self.envs.items():
+            path = Path(env["HOME"]) / ".azure" / CACHE_FILE
+            found[name] = cache_shape(path) if path.exists() else None
+        return found
+
+    def tokens_asked(self, sim: Simulator, *args: str) -> dict[str, int]:
+        """Run the same command with each az, one after the other: how many token requests
+        each sent to Entra."""
+        asked = {}
+        for name in ("fake", "real"):
+            before = sim.count("token")
+            if name == "fake":
+                done = fake_az(self.envs[name], *args)
+            else:
+                done = realaz.az_quiet(self.envs[name], *args)
+            assert done.returncode == 0, f"{name}: {done.stderr}"
+            asked[name] = sim.count("token") - before
+        return asked
 
     def signed_in_accounts(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, str | None]:
         """Whom the backend reads from each profile (azure_cli.signed_in_account)."""
@@ -89,6 +120,44 @@ def same_profiles(pair: Pair) -> Any:
     bom, profile = profiles["real"]
     assert bom == b"\xef\xbb\xbf"
     return profile
+
+
+def cache_shape(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert raw.startswith(b'{\n    "')  # plaintext JSON, indent 4, no BOM
+    data = json.loads(raw)
+    shaped: dict[str, Any] = {}
+    for section, entries in data.items():
+        shaped[section] = {}
+        for key, entry in entries.items():
+            fields = dict(entry)
+            for name in CACHE_SECRETS:
+                if name in fields:
+                    assert isinstance(fields[name], str) and fields[name]
+                    fields[name] = "<secret>"
+            for name in CACHE_TIMES:
+                if name in fields:
+                    assert isinstance(fields[name], str) and fields[name].isdigit()
+                    fields[name] = "<time>"
+            shaped[section][key] = fields
+    # The order too: msal adds sections as it first fills them.
+    shaped["<sections>"] = list(data)
+    return shaped
+
+
+def same_caches(pair: Pair) -> Any:
+    caches = pair.caches()
+    assert caches["fake"] == caches["real"]
+    return caches["real"]
+
+
+def access_tokens(cache: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
+    """(client id, realm, target, home account id) of each access token, sorted."""
+    return sorted(
+        (e["client_id"], e["realm"], e["target"], e["home_account_id"])
+        for e in cache["AccessToken"].values()
+    )
 
 
 def same_error(pair: Pair, *args: str) -> str:
@@ -137,11 +206,37 @@ def test_users_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
         (world.ALICE, True)
     ]
     assert pair.signed_in_accounts(monkeypatch) == {"fake": world.ALICE, "real": world.ALICE}
+    alice = f"{world.USERS[world.ALICE].oid}.{world.T_CONTOSO}"
+    arm = "https://management.core.windows.net//.default"
+    arm_target = f"{arm} https://management.core.windows.net//user_impersonation"
+    cache = same_caches(pair)
+    assert cache["<sections>"] == [
+        "AccessToken",
+        "Account",
+        "IdToken",
+        "RefreshToken",
+        "AppMetadata",
+    ]
+    # The password grant at organizations, then a refresh-token grant for the tenant.
+    assert access_tokens(cache) == [
+        (world.AZURE_CLI_CLIENT_ID, realm, arm_target, alice)
+        for realm in sorted([world.T_CONTOSO, "organizations"])
+    ]
+    assert [
+        (a["realm"], a["username"], a["account_source"]) for a in cache["Account"].values()
+    ] == [("organizations", world.ALICE, "password")]
 
     token = same_token_shape(pair, "--tenant", world.T_CONTOSO)
     assert token["accessToken"]["upn"] == world.ALICE
     assert token["tenant"] == world.T_CONTOSO
     assert "subscription" not in token
+    devops = (
+        world.AZURE_CLI_CLIENT_ID,
+        world.T_CONTOSO,
+        f"{world.DEVOPS_SCOPE} {world.DEVOPS_RESOURCE}/user_impersonation",
+        alice,
+    )
+    assert devops in access_tokens(same_caches(pair))
     assert same_token_shape(pair)["subscription"] == world.T_CONTOSO
 
     # Another tenant: Entra's AADSTS error, then az's own advice, word for word.
@@ -156,11 +251,23 @@ def test_users_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
     assert pair.signed_in_accounts(monkeypatch) == {"fake": world.BOB, "real": world.BOB}
     assert same_token_shape(pair, "--tenant", world.T_CONTOSO)["accessToken"]["upn"] == world.BOB
 
+    bob = f"{world.USERS[world.BOB].oid}.{world.T_CONTOSO}"
+    both = same_caches(pair)
+    assert {a["username"] for a in both["Account"].values()} == {world.ALICE, world.BOB}
+    assert {home for *_, home in access_tokens(both)} == {alice, bob}
+
     for name, done in pair.run("logout").items():
         assert done.returncode == 0, f"{name}: {done.stderr}"
     assert same_profiles(pair) == {"subscriptions": []}
     assert pair.signed_in_accounts(monkeypatch) == {"fake": None, "real": None}
+    # Bob's tokens and account are gone, Alice's stay: az logout signs out the current one.
+    left = same_caches(pair)
+    assert {a["username"] for a in left["Account"].values()} == {world.ALICE}
+    assert {home for *_, home in access_tokens(left)} == {alice}
     same_error(pair, *token_args("--tenant", world.T_CONTOSO))
+    for name, done in pair.run("account", "clear").items():
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+    assert pair.caches() == {"fake": None, "real": None}
 
 
 def test_a_guest_gets_an_entry_per_tenant_the_same(sim: Simulator, pair: Pair) -> None:
@@ -173,6 +280,12 @@ def test_a_guest_gets_an_entry_per_tenant_the_same(sim: Simulator, pair: Pair) -
     ]
     token = same_token_shape(pair, "--tenant", world.T_FABRIKAM)
     assert token["accessToken"]["tid"] == world.T_FABRIKAM
+    realms = [
+        realm
+        for _, realm, target, _ in access_tokens(same_caches(pair))
+        if target.startswith(world.DEVOPS_RESOURCE)
+    ]
+    assert realms == [world.T_FABRIKAM]
 
 
 def test_service_principals_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,9 +311,51 @@ def test_service_principals_the_same(pair: Pair, monkeypatch: pytest.MonkeyPatch
         "app",
         world.SP_CONTOSO_SECRET,
     )
+    cache = same_caches(pair)
+    assert cache["<sections>"] == ["AccessToken", "AppMetadata"]
+    assert access_tokens(cache) == [
+        (world.SP_CONTOSO_SECRET, world.T_CONTOSO, target, None)
+        for target in (world.DEVOPS_SCOPE, "https://management.core.windows.net//.default")
+    ]
     text = same_error(pair, *token_args("--tenant", world.T_FABRIKAM))
     assert "AADSTS700016" in text
 
     for name, done in pair.run("logout").items():
         assert done.returncode == 0, f"{name}: {done.stderr}"
     assert same_profiles(pair) == {"subscriptions": []}
+    assert access_tokens(same_caches(pair)) == []
+
+
+def test_tokens_come_from_the_cache_the_same(sim: Simulator, pair: Pair) -> None:
+    """get-access-token answers from msal's cache while the token has five minutes left, for
+    the same account, tenant and resource, and asks Entra otherwise: the same requests, the
+    same cache after them."""
+    pair.login_user(world.ALICE)
+    first = token_args("--tenant", world.T_CONTOSO)
+    assert pair.tokens_asked(sim, *first) == {"fake": 1, "real": 1}
+    assert pair.tokens_asked(sim, *first) == {"fake": 0, "real": 0}
+    # The subscription's tenant is the same tenant; --scope names the same scope.
+    assert pair.tokens_asked(sim, *token_args()) == {"fake": 0, "real": 0}
+    assert pair.tokens_asked(
+        sim, "account", "get-access-token", "--scope", world.DEVOPS_SCOPE, "--output", "json"
+    ) == {"fake": 0, "real": 0}
+    # A domain names the tenant: msal files tokens under the tenant's id, and finds them.
+    assert pair.tokens_asked(sim, *token_args("--tenant", "contoso.com")) == {"fake": 0, "real": 0}
+    # Another resource is another token.
+    arm = ("account", "get-access-token", "--resource", world.ARM_RESOURCE, "--output", "json")
+    assert pair.tokens_asked(sim, *arm) == {"fake": 0, "real": 0}  # az login fetched it
+    cache = same_caches(pair)
+    (refresh,) = cache["RefreshToken"].values()
+    assert refresh["target"] == (
+        "https://management.core.windows.net//.default "
+        "https://management.core.windows.net//user_impersonation"
+    )
+
+    # Under five minutes left: msal refreshes, every time.
+    sim.set_token_lifetime(user=240)
+    for name, done in pair.run("logout").items():
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+    pair.login_user(world.ALICE)
+    assert pair.tokens_asked(sim, *first) == {"fake": 1, "real": 1}
+    assert pair.tokens_asked(sim, *first) == {"fake": 1, "real": 1}
+    same_caches(pair)

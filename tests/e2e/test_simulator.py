@@ -823,6 +823,28 @@ def test_fake_az_state(sim: Simulator, client_env: dict[str, str], tmp_path: Pat
     assert any(line.startswith("login --username alice@contoso.com") for line in lines)
 
 
+def test_fake_az_answers_from_its_msal_cache(sim: Simulator, client_env: dict[str, str]) -> None:
+    az_login(client_env, world.ALICE)
+    cache_file = Path(client_env["HOME"]) / ".azure" / "msal_token_cache.json"
+    assert cache_file.stat().st_mode & 0o777 == 0o600
+    before = sim.count("token")
+    first = az_token(client_env)
+    assert sim.count("token") == before + 1
+    assert az_token(client_env)["accessToken"] == first["accessToken"]
+    assert sim.count("token") == before + 1  # from the cache: Entra was not asked
+    cached = [e for e in json.loads(cache_file.read_text())["AccessToken"].values()
+              if e["secret"] == first["accessToken"]]
+    assert [(e["realm"], e["target"], e["expires_on"]) for e in cached] == [
+        (world.T_CONTOSO, f"{world.DEVOPS_SCOPE} {world.DEVOPS_RESOURCE}/user_impersonation",
+         str(first["expires_on"]))]
+    # FAKE_AZ_NO_CACHE=1: every token comes from Entra (and still lands in the cache).
+    fresh = az_token({**client_env, "FAKE_AZ_NO_CACHE": "1"})
+    assert fresh["accessToken"] != first["accessToken"]
+    assert sim.count("token") == before + 2
+    assert az_token(client_env)["accessToken"] == fresh["accessToken"]
+    assert sim.count("token") == before + 2
+
+
 def test_fake_az_knobs(client_env: dict[str, str]) -> None:
     broken = az({**client_env, "FAKE_AZ_BROKEN": "1"}, "--version")
     assert broken.returncode == 1
@@ -1623,11 +1645,10 @@ def test_authorize_sends_a_code_that_redeems_once_with_pkce(
         world.DEVOPS_RESOURCE,
         world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
     )
+    # As Entra answers: the permissions and the .default asked for, never openid or profile.
     assert body["scope"].split() == [
         f"{world.DEVOPS_RESOURCE}/user_impersonation",
         world.DEVOPS_SCOPE,
-        "openid",
-        "profile",
     ]
     assert body["refresh_token"] in sim.issued_secrets()
     identity = claims(body["id_token"])
@@ -1955,3 +1976,307 @@ def test_msal_interactive_sign_in_through_the_fake_browser(
 
     sim.set_browser_user(world.BOB, consent=False)
     assert _msal_browser_sign_in(env)["error"] == "access_denied"
+
+
+# --- the "Restrict personal access token creation" policy ------------------------------------
+
+GLOBAL_EXCHANGE = ("https://app.vssps.visualstudio.com/_apis/Token/SessionTokens"
+                   "?api-version=5.0-preview.1")
+
+
+def test_pat_creation_policy_refuses_the_exchange(sim: Simulator, http: requests.Session,
+                                                  tmp_path: Path) -> None:
+    alice = sim.mint_user_token(world.ALICE)
+    before = exchange(http, alice, {"scope": "vso.packaging_write"}).json()["token"]
+    pat = sim.add_pat("contoso", "vso.packaging_write")
+    pipeline = sim.add_pipeline_token("contoso", "vso.packaging_write")
+    global_token = exchange(http, alice, {"scope": "vso.packaging"}, GLOBAL_EXCHANGE)
+    assert global_token.status_code == 200
+    sim.restrict_pat_creation("contoso")
+
+    refused = exchange(http, alice, {"displayName": "t", "scope": "vso.packaging"})
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "$id": "1", "innerException": None, "message": "DisablePatCreationPolicyViolation",
+        "typeName": "Microsoft.VisualStudio.Services.DelegatedAuthorization."
+        "DisablePatCreationPolicyViolationException, Microsoft.VisualStudio.Services.WebApi",
+        "typeKey": "DisablePatCreationPolicyViolationException", "errorCode": 0,
+        "eventId": 3000}
+    record = sim.requests(kind="exchange")[-1]
+    assert (record.status, record.principal, record.extra["refused"]) == (
+        403, world.ALICE, "DisablePatCreationPolicyViolation")
+    # Legacy token host, any scope, even without X-TFS-FedAuthRedirect: the same refusal.
+    legacy = http.post("https://contoso.vssps.visualstudio.com/_apis/Token/SessionTokens"
+                       "?api-version=5.0-preview.1", json={"scope": "vso.packaging_write"},
+                       headers={"Authorization": f"Bearer {alice}"}, allow_redirects=False)
+    assert (legacy.status_code, legacy.json()["message"]) == (
+        403, "DisablePatCreationPolicyViolation")
+
+    # Before membership, TF401444, api-version and the body: only authentication comes first.
+    sim.grant(world.BOB, "contoso", None)
+    sim.set_never_signed_in(world.ALICE, "contoso")
+    assert exchange(http, sim.mint_user_token(world.BOB), {}).status_code == 403
+    assert exchange(http, alice, {}).status_code == 403
+    no_version = http.post(EXCHANGE.split("?", maxsplit=1)[0], data=b"not json",
+                           headers={"Authorization": f"Bearer {alice}", **SUPPRESS})
+    assert no_version.status_code == 403
+    sim.set_never_signed_in(world.ALICE, "contoso", never=False)
+    for bearer in (sim.mint_user_token(world.ALICE, forge=True),
+                   sim.mint_user_token(world.CAROL),  # another tenant
+                   sim.mint_user_token(world.ALICE, scope="vso.packaging"),
+                   sim.mint_app_token(world.SP_CONTOSO_SECRET)):
+        assert exchange(http, bearer, {"scope": "vso.packaging"}).status_code == 401
+    # Other organisations are not concerned.
+    carol = sim.mint_user_token(world.CAROL)
+    fabrikam = ("https://vssps.dev.azure.com/fabrikam/_apis/Token/SessionTokens"
+                "?api-version=5.0-preview.1")
+    assert exchange(http, carol, {"scope": "vso.packaging"}, fabrikam).status_code == 200
+
+    # What existed keeps working: PATs, the session token minted before, pipeline tokens,
+    # application tokens and Entra user tokens themselves; a global token does not.
+    wheel = build_wheel(tmp_path, "policypkg", "1.0")
+    for token in (pat, before, pipeline, sim.mint_app_token(world.SP_CONTOSO_SECRET), alice):
+        assert http.get(world.SHARED_INDEX, auth=("x", token)).status_code == 200
+    assert _upload(http, wheel, ("x", pat)).status_code == 200
+    assert http.get(world.SHARED_INDEX, auth=("x", global_token.json()["token"])).status_code \
+        == 401
+
+    sim.restrict_pat_creation("contoso", enabled=False)
+    assert exchange(http, alice, {"scope": "vso.packaging"}).status_code == 200
+    assert http.get(world.SHARED_INDEX, auth=("x", global_token.json()["token"])).status_code \
+        == 200
+    sim.restrict_pat_creation("contoso")
+    sim.reset()
+    assert exchange(http, alice, {"scope": "vso.packaging"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "style", "message", "type_key"),
+    [
+        (400, "type-key", "DisablePatCreationPolicyViolation",
+         "DisablePatCreationPolicyViolationException"),
+        (403, "error-name", "DisablePatCreationPolicyViolation", "SessionTokenCreateException"),
+        (400, "message", "Your organization's policy restricts the creation of personal access "
+         "tokens.", "SessionTokenCreateException"),
+    ],
+)
+def test_pat_creation_policy_variants(sim: Simulator, http: requests.Session, status: int,
+                                      style: str, message: str, type_key: str) -> None:
+    sim.restrict_pat_creation("contoso", status=status, style=style)
+    refused = exchange(http, sim.mint_user_token(world.ALICE), {"scope": "vso.packaging"})
+    assert refused.status_code == status
+    body = refused.json()
+    assert body["message"].startswith(message)
+    assert (body["typeKey"], body["$id"], body["errorCode"]) == (type_key, "1", 0)
+    assert body["typeName"].endswith(f".{type_key}, Microsoft.VisualStudio.Services.WebApi")
+    if style == "message":
+        assert "DisablePatCreation" not in refused.text
+    assert sim.requests(kind="exchange")[0].extra["refused"] == "DisablePatCreationPolicyViolation"
+
+
+def test_pat_creation_policy_allowlist_and_packaging_sub_policy(sim: Simulator,
+                                                                http: requests.Session) -> None:
+    sim.restrict_pat_creation("contoso", allow_packaging=True, allowlist=["Bob@Contoso.com"])
+    alice, bob = sim.mint_user_token(world.ALICE), sim.mint_user_token(world.BOB)
+    assert exchange(http, alice, {"scope": "vso.packaging"}).status_code == 200
+    assert exchange(http, alice, {"scope": "vso.packaging_write vso.packaging"}).status_code == 200
+    assert exchange(http, alice, {"scope": "vso.packaging vso.code"}).status_code == 403
+    assert exchange(http, alice, {}).status_code == 403  # app_token: every scope
+    assert exchange(http, bob, {"scope": "vso.code"}).status_code == 200
+    bob_global = exchange(http, bob, {"scope": "vso.packaging"}, GLOBAL_EXCHANGE).json()["token"]
+    assert http.get(world.SHARED_INDEX, auth=("x", bob_global)).status_code == 200
+    with pytest.raises(ValueError, match="style"):
+        sim.restrict_pat_creation("contoso", style="loud")
+    with pytest.raises(ValueError, match="400 or 403"):
+        sim.restrict_pat_creation("contoso", status=401)
+    with pytest.raises(KeyError):
+        sim.restrict_pat_creation("nowhere")
+
+
+# --- Entra user tokens by scope, on feeds and at the exchange --------------------------------
+
+
+def test_feeds_honour_an_entra_token_s_delegated_scopes(sim: Simulator, http: requests.Session,
+                                                        tmp_path: Path) -> None:
+    def token(upn: str, scope: str) -> str:
+        return sim.mint_user_token(upn, scope=scope, client_id=world.CONTOSO_PUBLISHING_CLIENT_ID)
+
+    wheel = build_wheel(tmp_path, "scopedpkg", "1.0")
+    read = token(world.ALICE, "vso.packaging")
+    assert claims(read)["scp"] == "vso.packaging"
+    assert http.get(world.SHARED_INDEX, auth=("x", read)).status_code == 200
+    assert http.get(world.TEAM_INDEX, headers={"Authorization": f"Bearer {read}"}).ok
+    refused = _upload(http, wheel, ("x", read))
+    assert (refused.status_code, refused.json()["typeKey"]) == (
+        403, "FeedNeedsPermissionsException")
+    write = token(world.ALICE, "vso.packaging_write")  # write implies read
+    assert http.get(world.SHARED_INDEX, auth=("x", write)).status_code == 200
+    assert _upload(http, wheel, ("x", write)).status_code == 200
+    both = token(world.ALICE, "vso.packaging vso.packaging_write")
+    assert _upload(http, build_wheel(tmp_path, "scopedpkg", "1.1"), ("x", both)).status_code == 200
+    # The role still rules: Bob reads only, whatever his token's scope.
+    assert _upload(http, build_wheel(tmp_path, "scopedpkg", "1.2"),
+                   ("x", token(world.BOB, "vso.packaging_write"))).status_code == 403
+    unrelated = token(world.ALICE, "vso.code")
+    assert http.get(world.SHARED_INDEX, auth=("x", unrelated)).status_code == 403
+    assert http.get(world.RELEASES_INDEX, auth=("x", write)).status_code == 401  # other tenant
+    assert sim.uploaded("shared") == ["scopedpkg-1.0-py3-none-any.whl",
+                                      "scopedpkg-1.1-py3-none-any.whl"]
+    # A narrow token cannot mint a session token: it cannot act for the user in general.
+    at_exchange = exchange(http, write, {"scope": "vso.packaging"})
+    assert (at_exchange.status_code, at_exchange.json()["typeKey"]) == (
+        401, "UnauthorizedRequestException")
+    assert at_exchange.json()["message"].startswith("TF400813")
+    assert sim.requests(kind="exchange")[-1].extra["reason"] == "scp vso.packaging_write"
+    sim.refuse_user_tokens_on_feeds()
+    assert http.get(world.SHARED_INDEX, auth=("x", read)).status_code == 401
+
+
+# --- narrow scopes in Entra: an organisation's own public clients ----------------------------
+
+ORG_TOKEN = "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
+PACKAGING = f"{world.DEVOPS_RESOURCE}/vso.packaging"
+PACKAGING_WRITE = f"{world.DEVOPS_RESOURCE}/vso.packaging_write"
+
+
+def _password(http: requests.Session, client_id: str, scope: str, upn: str = world.ALICE,
+              url: str = ORG_TOKEN) -> requests.Response:
+    return http.post(url, data={
+        "grant_type": "password", "client_id": client_id, "username": upn,
+        "password": world.USERS[upn].password, "scope": f"{scope} offline_access openid profile",
+        "client_info": "1"})
+
+
+def test_entra_grants_a_registered_client_its_consented_permissions(
+    sim: Simulator, http: requests.Session
+) -> None:
+    def granted(client_id: str, scope: str) -> tuple[str, str]:
+        answer = _password(http, client_id, scope)
+        assert answer.status_code == 200, answer.text
+        return claims(answer.json()["access_token"])["scp"], answer.json()["scope"]
+
+    reader, publisher = world.CONTOSO_PACKAGING_CLIENT_ID, world.CONTOSO_PUBLISHING_CLIENT_ID
+    assert granted(reader, PACKAGING) == ("vso.packaging", PACKAGING)
+    assert granted(reader, world.DEVOPS_SCOPE) == (
+        "vso.packaging", f"{PACKAGING} {world.DEVOPS_SCOPE}")
+    both = ("vso.packaging vso.packaging_write", f"{PACKAGING} {PACKAGING_WRITE}")
+    assert granted(publisher, PACKAGING_WRITE) == both
+    assert granted(publisher, f"{PACKAGING} {PACKAGING_WRITE}") == both
+    # Entra's token carries every permission consented for the client, not only those named.
+    assert granted(publisher, PACKAGING) == both
+    assert granted(publisher, "https://app.vssps.visualstudio.com/vso.packaging")[0] == both[0]
+    # The first-party clients keep user_impersonation, for .default or by name.
+    assert granted(world.AZURE_CLI_CLIENT_ID, world.DEVOPS_SCOPE) == (
+        "user_impersonation", f"{world.DEVOPS_RESOURCE}/user_impersonation {world.DEVOPS_SCOPE}")
+    assert granted(world.VSCODE_CLIENT_ID, f"{world.DEVOPS_RESOURCE}/user_impersonation")[0] == \
+        "user_impersonation"
+    assert granted(world.AZURE_CLI_CLIENT_ID, f"{world.ARM_RESOURCE}/.default")[1] == (
+        "https://management.core.windows.net//user_impersonation "
+        "https://management.core.windows.net//.default")
+
+    def refused(client_id: str, scope: str, upn: str = world.ALICE,
+                url: str = ORG_TOKEN) -> dict[str, Any]:
+        answer = _password(http, client_id, scope, upn, url)
+        assert answer.status_code == 400, answer.text
+        return dict(answer.json())
+
+    lacking = refused(reader, PACKAGING_WRITE)
+    assert (lacking["error"], lacking["error_codes"], lacking["suberror"]) == (
+        "invalid_grant", [65001], "consent_required")
+    assert f"'{reader}' named 'Contoso packages (read)'" in lacking["error_description"]
+    assert refused(reader, f"{world.DEVOPS_RESOURCE}/user_impersonation")["error_codes"] == [65001]
+    for first_party in sorted(world.FIRST_PARTY_CLIENTS):
+        answer = refused(first_party, PACKAGING)
+        assert (answer["error"], answer["error_codes"]) == ("invalid_grant", [65002])
+        assert "preauthorization" in answer["error_description"]
+    assert refused(reader, f"{world.DEVOPS_SCOPE} {PACKAGING}")["error_codes"] == [70011]
+    # Registered in contoso's tenant only: a fabrikam user cannot use it, a guest can.
+    assert refused(reader, PACKAGING, world.CAROL)["error_codes"] == [700016]
+    sim.add_guest(world.CAROL, world.T_CONTOSO)
+    guest = _password(http, reader, PACKAGING, world.CAROL,
+                      f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/v2.0/token")
+    assert claims(guest.json()["access_token"])["scp"] == "vso.packaging"
+    # The v1 endpoint (resource=) is .default's: the consented permissions.
+    v1 = http.post(f"https://login.microsoftonline.com/{world.T_CONTOSO}/oauth2/token", data={
+        "grant_type": "password", "client_id": reader, "username": world.ALICE,
+        "password": world.ALICE_PASSWORD, "resource": world.DEVOPS_RESOURCE})
+    assert claims(v1.json()["access_token"])["scp"] == "vso.packaging"
+
+
+def test_a_narrow_client_s_refresh_token_and_authorization_code(
+    sim: Simulator, http: requests.Session
+) -> None:
+    publisher = world.CONTOSO_PUBLISHING_CLIENT_ID
+    first = _password(http, publisher, PACKAGING).json()
+    refresh = {"grant_type": "refresh_token", "client_id": publisher,
+               "refresh_token": first["refresh_token"],
+               "scope": f"{PACKAGING_WRITE} offline_access openid profile"}
+    again = http.post(ORG_TOKEN, data=refresh)
+    assert claims(again.json()["access_token"])["scp"] == "vso.packaging vso.packaging_write"
+    other = http.post(ORG_TOKEN, data={**refresh, "client_id": world.CONTOSO_PACKAGING_CLIENT_ID})
+    assert other.json()["error_codes"] == [70000]  # bound to the client it was issued to
+    reader = _password(http, world.CONTOSO_PACKAGING_CLIENT_ID, PACKAGING).json()
+    write = http.post(ORG_TOKEN, data={**refresh, "client_id": world.CONTOSO_PACKAGING_CLIENT_ID,
+                                       "refresh_token": reader["refresh_token"]})
+    assert write.json()["error_codes"] == [65001]
+
+    # The browser's leg: a scope the client lacks goes back to the application as an error.
+    sim.set_browser_user(world.ALICE)
+    verifier, challenge = _pkce()
+    scope = f"{PACKAGING} offline_access openid profile"
+    back = _sent_back(_authorize(http, challenge, client_id=publisher, scope=scope))
+    done = _redeem(http, back["code"], verifier, client_id=publisher, scope=scope)
+    assert claims(done.json()["access_token"])["scp"] == "vso.packaging vso.packaging_write"
+    denied = _sent_back(_authorize(http, challenge, client_id=world.CONTOSO_PACKAGING_CLIENT_ID,
+                                   scope=f"{PACKAGING_WRITE} offline_access openid profile"))
+    assert denied["error"] == "invalid_grant"
+    assert denied["error_description"].startswith("AADSTS65001:")
+    first_party = _sent_back(_authorize(http, challenge, scope=scope))
+    assert first_party["error_description"].startswith("AADSTS65002:")
+
+
+def test_msal_with_a_narrow_client(sim: Simulator, identity_env: pytest.MonkeyPatch) -> None:
+    """MSAL as the product uses it: device code sign-in for the read scope, then a silent
+    request for the write scope (the same refresh token once the access token is stale)."""
+    import msal
+
+    def app(client_id: str) -> Any:
+        return msal.PublicClientApplication(
+            client_id, authority=f"https://login.microsoftonline.com/{world.T_CONTOSO}",
+            verify=str(sim.ca_pem), token_cache=msal.SerializableTokenCache())
+
+    sim.set_token_lifetime(user=240)  # under MSAL's five minutes: silent requests refresh
+    sim.set_device_flow(user=world.ALICE, approve_after_polls=0, interval=1)
+    publisher = app(world.CONTOSO_PUBLISHING_CLIENT_ID)
+    signed_in = publisher.acquire_token_by_device_flow(publisher.initiate_device_flow([PACKAGING]))
+    assert claims(signed_in["access_token"])["scp"] == "vso.packaging vso.packaging_write"
+    assert signed_in["scope"].split() == [PACKAGING, PACKAGING_WRITE]
+    (account,) = publisher.get_accounts()
+    silent = publisher.acquire_token_silent([PACKAGING_WRITE], account=account)
+    assert silent is not None
+    assert silent["token_source"] == "identity_provider"
+    refreshed = sim.requests(kind="token")[-1]
+    assert (refreshed.grant_type, refreshed.client_id, refreshed.status) == (
+        "refresh_token", world.CONTOSO_PUBLISHING_CLIENT_ID, 200)
+    sim.set_token_lifetime(user=3600)
+    fresh = publisher.acquire_token_silent([PACKAGING], account=account, force_refresh=True)
+    assert fresh is not None
+    before = len(sim.requests())
+    cached = publisher.acquire_token_silent([PACKAGING_WRITE], account=account)
+    assert cached is not None
+    assert cached["token_source"] == "cache"
+    assert len(sim.requests()) == before
+
+    reader = app(world.CONTOSO_PACKAGING_CLIENT_ID)
+    reader.acquire_token_by_device_flow(reader.initiate_device_flow([PACKAGING]))
+    (account,) = reader.get_accounts()
+    assert reader.acquire_token_silent([PACKAGING], account=account) is not None
+    lacking = reader.acquire_token_silent_with_error([PACKAGING_WRITE], account=account)
+    assert lacking is not None
+    assert (lacking["error"], lacking["error_codes"], lacking.get("suberror")) == (
+        "invalid_grant", [65001], "consent_required")
+
+    first_party = app(world.ARTIFACTS_CREDPROVIDER_CLIENT_ID)
+    flow = first_party.initiate_device_flow([PACKAGING])
+    refused = first_party.acquire_token_by_device_flow(flow)
+    assert refused["error_codes"] == [65002]

@@ -264,6 +264,82 @@ class Entra:
         resource = resources.pop() if resources else world.GRAPH_RESOURCE
         return resource, reserved
 
+    def _grant(
+        self, client_id: str, tid: str, resource: str, asked: str
+    ) -> tuple[list[str], list[str]]:
+        """(the delegated permissions a user token gets, the scopes the v2 answer names) for a
+        request of `asked` (v2 scopes, reserved ones included; "" for a v1 request, which is
+        .default's) by `client_id` in tenant `tid`.
+
+        Azure DevOps' permissions are granted as Entra grants them: a registered client gets
+        every permission an administrator consented to for it, whichever of them it names (or
+        .default), and AADSTS65001 for one it lacks; Microsoft's first-party clients (and any
+        client id the world does not register) get user_impersonation, and a first-party client
+        naming a narrower permission gets AADSTS65002. Other resources: user_impersonation."""
+        wanted = [s for s in asked.split() if s.lower() not in RESERVED_SCOPES]
+        names = [s.rsplit("/", 1)[1] for s in wanted if "/" in s] or [".default"]
+        defaults = [s for s in wanted if s.lower().endswith("/.default")]
+        base = resource if resource not in world.DEVOPS_AUDIENCES else resource.rstrip("/")
+        if resource not in world.DEVOPS_AUDIENCES:
+            return [world.USER_IMPERSONATION], [f"{base}/{world.USER_IMPERSONATION}", *defaults]
+        if ".default" in names and len(names) > 1:
+            raise OAuthError(
+                400,
+                "invalid_scope",
+                70011,
+                f"The provided value for the input parameter 'scope' is not valid. The scope "
+                f"'{' '.join(wanted)}' is not valid. .default scope can't be combined with "
+                "resource-specific scopes.",
+            )
+        client = world.PUBLIC_CLIENTS.get(client_id.lower())
+        named = sorted(set(names) - {".default"})
+        if client is not None:
+            if client.tenant != tid:
+                tenant = world.TENANTS[tid]
+                raise OAuthError(
+                    400,
+                    "unauthorized_client",
+                    700016,
+                    f"Application with identifier '{client_id}' was not found in the directory "
+                    f"'{tenant.display_name}'. This can happen if the application has not been "
+                    "installed by the administrator of the tenant or consented to by any user "
+                    "in the tenant. You may have sent your authentication request to the wrong "
+                    "tenant.",
+                )
+            lacking = [n for n in named if n not in client.devops_permissions]
+            if lacking:
+                raise self._no_consent(client_id, client.name)
+            # Entra's token carries every consented permission of the client on the resource,
+            # not only those the request named.
+            permissions = sorted(client.devops_permissions)
+        elif named and named != [world.USER_IMPERSONATION]:
+            if client_id.lower() in world.FIRST_PARTY_CLIENTS:
+                raise OAuthError(
+                    400,
+                    "invalid_grant",
+                    65002,
+                    f"Consent between first party application '{client_id}' and first party "
+                    f"resource '{world.DEVOPS_RESOURCE}' must be configured via "
+                    "preauthorization - applications owned and operated by Microsoft must get "
+                    "approval from the API owner before requesting tokens for that API.",
+                )
+            raise self._no_consent(client_id, client_id)
+        else:
+            permissions = [world.USER_IMPERSONATION]
+        return permissions, [f"{base}/{p}" for p in permissions] + defaults
+
+    @staticmethod
+    def _no_consent(client_id: str, name: str) -> OAuthError:
+        return OAuthError(
+            400,
+            "invalid_grant",
+            65001,
+            f"The user or administrator has not consented to use the application with ID "
+            f"'{client_id}' named '{name}'. Send an interactive authorization request for this "
+            "user and resource.",
+            suberror="consent_required",
+        )
+
     def _user_tokens(
         self,
         user: world.User,
@@ -279,15 +355,22 @@ class Entra:
         with self.state.lock:
             lifetime = self.state.knobs.user_token_lifetime
         keys = self.state.keys
-        access = tokens.user_access_token(keys.entra, user, tid, resource, client_id, lifetime)
-        # A v2 request for RESOURCE/.default is answered with the delegated permissions and the
-        # .default scope itself, which MSAL's cache then matches on the next silent request.
-        defaults = [s for s in asked.split() if s.lower().endswith("/.default")]
+        permissions, answered = self._grant(client_id, tid, resource, asked)
+        access = tokens.user_access_token(
+            keys.entra, user, tid, resource, client_id, lifetime, scope=" ".join(permissions)
+        )
+        if v1:
+            scope = f"{resource.rstrip('/')}/user_impersonation" + "".join(
+                f" {s}" for s in reserved if s != "offline_access"
+            )
+        else:
+            # What Entra's v2 answer names (never openid, profile or offline_access): the
+            # delegated permissions granted, then the .default scope itself if it was asked
+            # for. MSAL files the token under them and finds it there on a later silent request.
+            scope = " ".join(answered)
         body: dict[str, Any] = {
             "token_type": "Bearer",
-            "scope": f"{resource.rstrip('/')}/user_impersonation"
-            + "".join(f" {s}" for s in defaults)
-            + "".join(f" {s}" for s in reserved if s != "offline_access"),
+            "scope": scope,
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
             "access_token": access,
@@ -753,6 +836,8 @@ class Entra:
                 65001,
                 "The user or administrator has not consented to use the application.",
             )
+        resource, _ = self._requested({"scope": scope}, v1=False)
+        self._grant(params.get("client_id", ""), target.id, resource, scope)
         return user, consent, target.id
 
     def _auth_code_grant(

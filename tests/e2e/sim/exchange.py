@@ -19,7 +19,7 @@ from . import jwts, world
 from .credentials import ENTRA_USER, identify, presented
 from .feeds import never_signed_in_message
 from .httpserver import Request, Response, json_response, not_found, text_response
-from .state import SessionGrant, SimState
+from .state import PatRestriction, SessionGrant, SimState
 
 KNOWN_SCOPES = frozenset(
     {
@@ -42,6 +42,18 @@ KNOWN_SCOPES = frozenset(
     }
 )
 SESSION_ISSUER = "app.vstoken.visualstudio.com"
+PACKAGING_SCOPES = frozenset({"vso.packaging", "vso.packaging_write", "vso.packaging_manage"})
+# The organisation policy "Restrict personal access token creation". What is public: git
+# credential manager prints the error's "message" field, and its users saw
+# "DisablePatCreationPolicyViolation" there (git-credential-manager #2344, PR #2346); a sibling
+# error of the same exchange, FailedToReadTenantPolicy, came as HTTP 400 (#355). The status, the
+# typeKey and any longer wording are not public: the styles below cover what a client may meet.
+PAT_POLICY_ERROR = "DisablePatCreationPolicyViolation"
+PAT_POLICY_SENTENCE = (
+    "Your organization's policy restricts the creation of personal access tokens. Ask a "
+    "Project Collection Administrator to add you to the policy's allowlist, or sign in with "
+    "Microsoft Entra ID instead."
+)
 
 
 def iso(moment: float) -> str:
@@ -79,6 +91,18 @@ def _message(status: int, message: str, type_key: str) -> Response:
             "eventId": 3000,
         },
     )
+
+
+def pat_policy_refusal(restriction: PatRestriction) -> Response:
+    """The exchange's answer while an organisation restricts PAT creation, in one of the
+    styles of PatRestriction: "type-key" (message, typeKey and typeName all name it),
+    "error-name" (only the message, as GCM's users saw it; a generic typeKey) or "message"
+    (a sentence, nothing to key on)."""
+    if restriction.style == "type-key":
+        return _message(restriction.status, PAT_POLICY_ERROR, f"{PAT_POLICY_ERROR}Exception")
+    if restriction.style == "error-name":
+        return _message(restriction.status, PAT_POLICY_ERROR, "SessionTokenCreateException")
+    return _message(restriction.status, PAT_POLICY_SENTENCE, "SessionTokenCreateException")
 
 
 def is_token_host(host: str) -> bool:
@@ -154,8 +178,21 @@ class TokenService:
             return self._refuse(request, denied)
         upn = ident.principal
         denied = f"TF400813: The user '{upn}' is not authorized to access this resource."
+        granted = str((ident.claims or {}).get("scp", "")).split()
+        if world.USER_IMPERSONATION not in granted:
+            # A token scoped to some of Azure DevOps (vso.packaging, ...) cannot act for the
+            # user in general, so it cannot mint a token that would.
+            request.note.extra["reason"] = f"scp {' '.join(granted) or '(none)'}"
+            return self._refuse(request, denied)
         if org is not None:
-            if ident.tenant != org.tenant or self.state.role(upn, org.name) is None:
+            if ident.tenant != org.tenant:
+                return self._refuse(request, denied)
+            with self.state.lock:
+                restriction = self.state.knobs.pat_restrictions.get(org.name.lower())
+            if restriction is not None and not _exempt(restriction, upn, request):
+                request.note.extra["refused"] = PAT_POLICY_ERROR
+                return pat_policy_refusal(restriction)
+            if self.state.role(upn, org.name) is None:
                 return self._refuse(request, denied)
             with self.state.lock:
                 never = (upn, org.name.lower()) in self.state.knobs.never_signed_in
@@ -303,3 +340,19 @@ class TokenService:
                 "claims": None,
             },
         )
+
+
+def _exempt(restriction: PatRestriction, upn: str, request: Request) -> bool:
+    """Whether the policy lets this user mint this token: the allowlist, or the sub-policy
+    that allows tokens whose scopes are all packaging ones."""
+    if upn.lower() in restriction.allowlist:
+        return True
+    if not restriction.allow_packaging:
+        return False
+    try:
+        body: Any = json.loads(request.body.decode("utf-8-sig") or "{}")
+    except (UnicodeDecodeError, ValueError):
+        return False
+    scope = body.get("scope") if isinstance(body, dict) else None
+    scopes = scope.split() if isinstance(scope, str) else []
+    return bool(scopes) and set(scopes) <= PACKAGING_SCOPES

@@ -165,7 +165,7 @@ class FeedHosts:
             return not_authorized, False
         if ident.kind in (SESSION, PAT, PIPELINE):
             if ident.org is None:
-                if ident.tenant != org.tenant:
+                if ident.tenant != org.tenant or self._global_pats_barred(ident, org):
                     return not_authorized, False
             elif ident.org.lower() != org.name.lower():
                 return not_authorized, False
@@ -186,7 +186,17 @@ class FeedHosts:
         role = self.state.role(ident.principal, org.name)
         if role is None:
             return not_authorized, False
-        return None, op in ROLE_OPS.get(role, set())
+        allowed = ROLE_OPS.get(role, set())
+        if ident.kind == ENTRA_USER:
+            allowed = allowed & delegated_ops(ident)
+        return None, op in allowed
+
+    def _global_pats_barred(self, ident: Identified, org: world.Org) -> bool:
+        """An organisation that restricts PAT creation takes no global token (one from
+        app.vssps) from a user who is not on the policy's allowlist."""
+        with self.state.lock:
+            restriction = self.state.knobs.pat_restrictions.get(org.name.lower())
+        return restriction is not None and (ident.principal or "") not in restriction.allowlist
 
     # --- index, download, upload ----------------------------------------------------------
 
@@ -279,6 +289,21 @@ class FeedHosts:
             self.state.packages.uploads.setdefault(feed.guid, []).append(package)
         request.note.extra["filename"] = filename
         return text_response(200, "")
+
+
+def delegated_ops(ident: Identified) -> set[str]:
+    """What an Entra user token's delegated permissions (its scp) let it do on a feed, before
+    the user's role: user_impersonation everything, vso.packaging reads, vso.packaging_write
+    (and _manage) reads and uploads."""
+    granted = set(str((ident.claims or {}).get("scp", "")).split())
+    if world.USER_IMPERSONATION in granted:
+        return {READ, WRITE}
+    ops: set[str] = set()
+    if granted & READ_SCOPES:
+        ops.add(READ)
+    if granted & WRITE_SCOPES:
+        ops.add(WRITE)
+    return ops
 
 
 def request_kind(method: str, rest: list[str]) -> str:

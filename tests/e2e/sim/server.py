@@ -23,11 +23,13 @@ from .httpserver import Listener, ipv6_usable
 from .log import Record
 from .router import IMDS, PLAIN_HTTP, WEB, Router, Services
 from .state import (
+    POLICY_STYLES,
     BrowserSession,
     DiscoveryOverride,
     Keys,
     PackageFile,
     PatGrant,
+    PatRestriction,
     RegisteredCert,
     SimState,
     normalize,
@@ -348,6 +350,42 @@ class Simulator:
             else:
                 self.state.knobs.never_signed_in.discard(key)
 
+    def restrict_pat_creation(
+        self,
+        org: str,
+        enabled: bool = True,
+        *,
+        status: int = 403,
+        style: str = "type-key",
+        allow_packaging: bool = False,
+        allowlist: Iterable[str] = (),
+    ) -> None:
+        """The organisation policy "Restrict personal access token creation" (enabled=False
+        lifts it, as reset() does). While on, the org's session-token exchange refuses every
+        user token with `status` (400 or 403) and the policy error in `style`: "type-key"
+        (message, typeKey and typeName name DisablePatCreationPolicyViolation), "error-name"
+        (only the message does, with a generic typeKey) or "message" (a sentence only).
+        Checked right after the token is authenticated (a valid user token of the org's
+        tenant), before membership and everything else; logged as
+        Record.extra["refused"] = "DisablePatCreationPolicyViolation". allow_packaging: the
+        sub-policy that still lets users mint tokens whose scopes are all packaging ones;
+        allowlist: users (upns) the policy exempts. PATs (add_pat), session tokens minted
+        before, pipeline and application tokens keep working; global session tokens (from
+        app.vssps) do not, on this org's feeds, for users off the allowlist."""
+        if style not in POLICY_STYLES:
+            raise ValueError(f"style must be one of {POLICY_STYLES}, not {style!r}")
+        if status not in (400, 403):
+            raise ValueError(f"the policy answers 400 or 403, not {status}")
+        if world.org_named(org) is None:
+            raise KeyError(f"no organisation {org!r}")
+        with self.state.lock:
+            if enabled:
+                self.state.knobs.pat_restrictions[org.lower()] = PatRestriction(
+                    status, style, allow_packaging, frozenset(u.lower() for u in allowlist)
+                )
+            else:
+                self.state.knobs.pat_restrictions.pop(org.lower(), None)
+
     def refuse_user_tokens_on_feeds(self, refuse: bool = True) -> None:
         """Feeds accept Entra user tokens as they are by default, like the real service."""
         with self.state.lock:
@@ -480,12 +518,14 @@ class Simulator:
         issued_at: int | None = None,
         client_id: str = AZURE_CLI_CLIENT_ID,
         forge: bool = False,
+        scope: str = world.USER_IMPERSONATION,
     ) -> str:
-        """An Entra user access token; forge=True signs it with a key the sim does not trust."""
+        """An Entra user access token; forge=True signs it with a key the sim does not trust;
+        `scope`: its delegated permissions (the scp claim), e.g. "vso.packaging"."""
         user = USERS[upn.lower()]
         key = jwts.new_signing_key() if forge else self.state.keys.entra
         token = tokens.user_access_token(
-            key, user, tenant or user.tenant, resource, client_id, lifetime, issued_at
+            key, user, tenant or user.tenant, resource, client_id, lifetime, issued_at, scope
         )
         self.state.remember(token)
         return token

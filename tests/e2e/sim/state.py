@@ -29,6 +29,25 @@ class OrgPolicy:
     session_cap_seconds: float | None = None
 
 
+POLICY_STYLES = ("type-key", "error-name", "message")
+
+
+@dataclass(frozen=True)
+class PatRestriction:
+    """The organisation policy "Restrict personal access token creation": the token service
+    refuses to mint session tokens (PATs) from user tokens, with `status` (400 or 403) and an
+    error of `style` ("type-key": message, typeKey and typeName name
+    DisablePatCreationPolicyViolation; "error-name": only the message does; "message": only a
+    sentence says so). Its sub-policy may still allow tokens whose scopes are all packaging
+    ones; users on its allowlist are exempt. Global session tokens stop working on the
+    organisation's feeds for users not on the allowlist."""
+
+    status: int = 403
+    style: str = "type-key"
+    allow_packaging: bool = False
+    allowlist: frozenset[str] = frozenset()  # upns, lower case
+
+
 @dataclass
 class DiscoveryOverride:
     # Header name (any case) -> replacement value, a list of values (one line each), or None
@@ -72,6 +91,7 @@ class Knobs:
     rights: dict[tuple[str, str], str | None] = field(default_factory=dict)
     device_flow: DeviceFlow = field(default_factory=DeviceFlow)
     browser: BrowserSession = field(default_factory=BrowserSession)
+    pat_restrictions: dict[str, PatRestriction] = field(default_factory=dict)  # org -> policy
     # Seconds of one network round trip to the simulated internet hosts (not IMDS): what a
     # new connection (TCP + TLS handshakes) and every request cost on a real network.
     round_trip: float = 0.0

@@ -24,7 +24,9 @@ def user_access_token(
     client_id: str,
     lifetime: int,
     issued_at: int | None = None,
+    scope: str = world.USER_IMPERSONATION,
 ) -> str:
+    """`scope`: the delegated permissions granted, space-separated, as the scp claim has them."""
     iat = jwts.now() if issued_at is None else issued_at
     given, _, family = user.display_name.partition(" ")
     claims: dict[str, Any] = {
@@ -44,7 +46,7 @@ def user_access_token(
         "name": user.display_name,
         "oid": user.oid,
         "rh": "0.sim.",
-        "scp": "user_impersonation",
+        "scp": scope,
         "sub": jwts.b64url(user.oid.encode() + resource.encode())[:43],
         "tid": tid,
         "unique_name": user.upn,

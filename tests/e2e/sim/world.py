@@ -28,6 +28,16 @@ AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 VSCODE_CLIENT_ID = "aebc6443-996d-45c2-90f0-388ff96faa56"
 # The Azure Artifacts Credential Provider's public client (device code sign-in).
 ARTIFACTS_CREDPROVIDER_CLIENT_ID = "d5a56ea4-7369-46b8-a538-c370805301bf"
+# Microsoft's own applications: preauthorized for Azure DevOps' user_impersonation, and unable
+# to ask for any narrower permission of it (AADSTS65002: first party to first party needs
+# preauthorization).
+FIRST_PARTY_CLIENTS = frozenset(
+    {AZURE_CLI_CLIENT_ID, VSCODE_CLIENT_ID, ARTIFACTS_CREDPROVIDER_CLIENT_ID}
+)
+# Azure DevOps' delegated permissions, as an app registration lists them.
+USER_IMPERSONATION = "user_impersonation"
+PACKAGING = "vso.packaging"
+PACKAGING_WRITE = "vso.packaging_write"
 FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
 
 # --- tenants ------------------------------------------------------------------------------
@@ -292,6 +302,43 @@ APP_IDENTITIES: dict[str, AppIdentity] = {
             MI_USER_CLIENT_ID,
             "9b8349a2-c514-4ea2-be89-2772dcd3ea2a",
             rights={ORG_CONTOSO: READER},
+        ),
+    )
+}
+
+# --- public client applications an organisation registers ---------------------------------
+
+
+@dataclass(frozen=True)
+class PublicClient:
+    """An app registration of a tenant (single tenant, public client, loopback redirect URIs)
+    with delegated Azure DevOps permissions an administrator consented to for everyone."""
+
+    name: str
+    tenant: str
+    client_id: str
+    devops_permissions: frozenset[str]
+
+
+# Contoso's own sign-in applications for least privilege: packaging reads only, and reads
+# plus uploads. Neither has user_impersonation.
+CONTOSO_PACKAGING_CLIENT_ID = "6c1e2f0a-8b3d-4e57-9a61-2f4c8d7e5b13"
+CONTOSO_PUBLISHING_CLIENT_ID = "b9d47a35-1e6c-4f28-8d03-7a5e9c2b41f6"
+
+PUBLIC_CLIENTS: dict[str, PublicClient] = {
+    c.client_id: c
+    for c in (
+        PublicClient(
+            "Contoso packages (read)",
+            T_CONTOSO,
+            CONTOSO_PACKAGING_CLIENT_ID,
+            frozenset({PACKAGING}),
+        ),
+        PublicClient(
+            "Contoso packages (publish)",
+            T_CONTOSO,
+            CONTOSO_PUBLISHING_CLIENT_ID,
+            frozenset({PACKAGING, PACKAGING_WRITE}),
         ),
     )
 }
