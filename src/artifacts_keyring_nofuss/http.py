@@ -312,7 +312,9 @@ class Http:
         self, method: str, url: str, headers: dict[str, str], data: bytes | None, replay_safe: bool
     ) -> Response:
         host = urlsplit(url).netloc
-        retry_statuses = RETRY_STATUSES if replay_safe else POST_RETRY_STATUSES
+        # A busy answer is retried as the method allows; a request that may have reached the
+        # server before its connection broke, only when repeating it does no harm.
+        retry_statuses = RETRY_STATUSES if method == "GET" else POST_RETRY_STATUSES
         for attempt in range(1, ATTEMPTS + 1):
             last = attempt == ATTEMPTS
             try:

@@ -19,6 +19,7 @@ COUNTS = {
     "cold lookup: discovery / token / exchange": ("1 / 1 / 1", "1 / 1 / 1"),
     "then a second feed of the same organisation: discovery / exchange": ("0 / 0", "-"),
     "16 parallel cold lookups of one organisation: exchanges": ("1", "-"),
+    "az runs / exchanges during those warm lookups": ("0 / 0", "0 / 0"),
 }
 
 

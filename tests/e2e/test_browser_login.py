@@ -123,7 +123,10 @@ def test_login_through_the_browser_then_lookups_are_silent(
     assert exchange.principal == world.BOB
 
     status = ak(env, "status")
-    assert f"sign-in: {world.BOB} (tenant {world.T_CONTOSO})" in status.stdout.splitlines()
+    (line,) = [ln for ln in status.stdout.splitlines() if ln.startswith("sign-in: ")]
+    assert line.startswith(f"sign-in: {world.BOB} (tenant {world.T_CONTOSO}), scopes ")
+    # The first-party client holds Azure DevOps' broad scope: status says so.
+    assert "499b84ac-1321-427f-aa17-267ca6975798/user_impersonation" in line
 
 
 def test_login_hint_reaches_the_authorize_url(

@@ -453,11 +453,22 @@ def test_login_with_a_device_code_then_lookups_are_silent_until_logout(
 
     status = ak(sim, env, "status")
     assert status.code == 0, status.err
-    assert f"sign-in: {world.BOB} (tenant {world.T_CONTOSO})" in status.out.splitlines()
+    (line,) = [ln for ln in status.out.splitlines() if ln.startswith("sign-in: ")]
+    assert line.startswith(f"sign-in: {world.BOB} (tenant {world.T_CONTOSO}), scopes ")
+    # The first-party client holds Azure DevOps' broad scope: status says so.
+    assert "499b84ac-1321-427f-aa17-267ca6975798/user_impersonation" in line
     row = rf"^  contoso  vso\.packaging  {re.escape(world.BOB)}  until "
     assert re.search(row, status.out, re.M), status.out
     report = json.loads(ak(sim, env, "status", "--json").out)
-    assert report["signed_in"] == {"username": world.BOB, "tenant": world.T_CONTOSO}
+    assert report["signed_in"] == {
+        "username": world.BOB,
+        "tenant": world.T_CONTOSO,
+        "client_id": world.ARTIFACTS_CREDPROVIDER_CLIENT_ID,
+        "scopes": [
+            "499b84ac-1321-427f-aa17-267ca6975798/.default",
+            "499b84ac-1321-427f-aa17-267ca6975798/user_impersonation",
+        ],
+    }
 
     out = ak(sim, env, "logout")
     assert out.code == 0, out.err

@@ -64,6 +64,7 @@ PLACEHOLDERS = {
     "tenant_id": world.T_CONTOSO,
     "client_secret": world.SP_CONTOSO_SECRET_VALUE,
     "user_assigned_client_id": world.MI_USER_CLIENT_ID,
+    "packaging_client_id": world.CONTOSO_PACKAGING_CLIENT_ID,
 }
 PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 # What is left of a placeholder nobody filled: `{word}`, not `${{ ... }}` nor JSON's `{"`.
@@ -351,6 +352,24 @@ def test_local_login(sim: Simulator, client_env: dict[str, str], tmp_path: Path)
     ) >= 1
     (exchange,) = sim.requests(kind="exchange")
     assert exchange.principal == world.BOB
+
+
+@covers("own-client")
+def test_own_client(sim: Simulator, client_env: dict[str, str], tmp_path: Path) -> None:
+    script = snippet("own-client", "bash")
+    sim.restrict_pat_creation("contoso")  # where this matters: no session tokens at all
+    sim.set_device_flow(user=world.ALICE, approve_after_polls=2, interval=1)
+    python = python_environment(tmp_path / "python")
+    env = machine(without_az(client_env), python)
+    done = run_bash(script, env)
+    assert_ran(sim, done)
+    assert "signed in as alice@contoso.com" in done.stdout
+    assert_installed(python, env)
+    assert sim.count("exchange") == 0  # a packaging-only token: nothing to exchange
+    downloads = sim.requests(kind="download")
+    assert downloads and {r.credential_kind for r in downloads} == {"entra-user"}
+    assert "499b84ac-1321-427f-aa17-267ca6975798/vso.packaging" in done.stdout  # status
+    assert "user_impersonation" not in done.stdout
 
 
 # --- Azure Pipelines -------------------------------------------------------------------------

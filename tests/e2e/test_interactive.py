@@ -38,7 +38,7 @@ DEVICE_MESSAGE = re.compile(
     r"enter the code (?P<code>[A-Z0-9]{9}) to authenticate\."
 )
 DATA_DIR = "artifacts-keyring-nofuss"
-RECORD_FIELDS = {"home_account_id", "username", "tenant", "authority"}
+RECORD_FIELDS = {"home_account_id", "username", "tenant", "authority", "client_id", "scopes"}
 
 
 @pytest.fixture

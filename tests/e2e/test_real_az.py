@@ -228,3 +228,28 @@ def test_logged_out_from_the_start_is_one_line_within_seconds(
     assert realaz.runs(env) == ["account get-access-token"]
     assert seconds < 8, f"took {seconds:.1f} s"
     assert entra_token_requests(sim, 0) == []
+
+
+def test_where_session_tokens_are_refused_a_warm_lookup_reads_azs_own_cache(
+    sim: Simulator, real_az_env: dict[str, str]
+) -> None:
+    """The organisation refuses session tokens: the user's Entra token is handed out, and a new
+    process finds it in the real az's own MSAL token cache instead of running az."""
+    env = real_az_env
+    sim.restrict_pat_creation("contoso")
+    realaz.login_user(env, world.ALICE)
+    runs_before = len(realaz.runs(env))
+    cold = lookup(env)
+    assert realaz.runs(env)[runs_before:] == ["account get-access-token"]
+    shaped = unverified(cold)
+    assert shaped is not None and shaped[1]["upn"] == world.ALICE
+    assert [r.status for r in sim.requests(kind="exchange")] == [403]
+
+    mark = len(sim.requests())
+    warm = lookup(env)
+    assert warm == cold  # what az would have printed
+    assert realaz.runs(env)[runs_before:] == ["account get-access-token"]  # az did not run
+    assert entra_token_requests(sim, mark) == []
+    assert sim.count("exchange") == 1  # the refusal is remembered
+    assert feed_accepts(sim, world.SHARED_INDEX, warm) == 200
+    assert cold not in cache_file(env).read_text(encoding="utf-8")

@@ -161,11 +161,17 @@ def test_a_post_is_retried_only_when_the_server_said_it_did_nothing(
     assert len(script.sent) == (2 if retried else 1)
 
 
-def test_a_replay_safe_post_is_retried_like_a_get(slept: list[float]) -> None:
-    script = Script([Attempt("the connection broke", sent=True), _answer(500), _answer(200)])
+def test_a_replay_safe_post_is_retried_after_a_dropped_connection(slept: list[float]) -> None:
+    script = Script([Attempt("the connection broke", sent=True), _answer(503), _answer(200)])
     got = _http(script).post_json(TOKEN_URL, {}, "bearer", replay_safe=True)
     assert got.status == 200
     assert len(script.sent) == 3
+
+
+def test_a_replay_safe_post_still_takes_a_server_error_as_an_answer(slept: list[float]) -> None:
+    script = Script([_answer(500), _answer(200)])
+    assert _http(script).post_json(TOKEN_URL, {}, "bearer", replay_safe=True).status == 500
+    assert len(script.sent) == 1
 
 
 # --- where a token may go ------------------------------------------------------------------------
