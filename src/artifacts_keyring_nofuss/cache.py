@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import devops, endpoints, local
 from . import log as _log
@@ -25,17 +25,18 @@ from .tokens import REFRESH_MARGIN, Token
 NEGATIVE_TTL = 60.0
 
 
-@dataclass
 class Memory:
     """The per-process state a backend instance owns."""
 
-    tokens: dict[Key, Token] = field(default_factory=dict)
-    # (feed host, org) -> discovery; the answer is the same for every feed of an organisation.
-    discoveries: dict[tuple[str, str], Discovery] = field(default_factory=dict)
-    # (feed host, org, scope) -> (message, until)
-    failures: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict)
-    # Key.refusal -> the policy that refused to mint session tokens
-    refusals: dict[Key, str] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.tokens: dict[Key, Token] = {}
+        # (feed host, org) -> discovery; the answer is the same for every feed of an
+        # organisation.
+        self.discoveries: dict[tuple[str, str], Discovery] = {}
+        # (feed host, org, scope) -> (message, until)
+        self.failures: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # Key.refusal -> the policy that refused to mint session tokens
+        self.refusals: dict[Key, str] = {}
 
     def recent_failure(self, feed: Feed) -> str | None:
         key = (feed.host, feed.org, feed.scope)
@@ -58,8 +59,7 @@ class Memory:
         self.refusals.clear()
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     token: Token
     from_disk: bool  # from another process: worth one check that the feed still takes it
 

@@ -15,7 +15,6 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
@@ -153,7 +152,7 @@ def feed_of(url: str, write: bool = False, hosts: tuple[str, ...] | None = None)
             f"{_log.redact_url(url)!r} is not an Azure Artifacts feed URL; expected "
             "https://pkgs.dev.azure.com/ORG[/PROJECT]/_packaging/FEED/pypi/simple/"
         )
-    return replace(feed, write=True) if write and not feed.write else feed
+    return feed._replace(write=True) if write and not feed.write else feed
 
 
 def _credential(url: str, write: bool) -> tuple[Feed, Token]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import endpoints
 from . import log as _log
@@ -15,8 +14,7 @@ if TYPE_CHECKING:
     from .http import Network, Response
 
 
-@dataclass(frozen=True)
-class Discovery:
+class Discovery(NamedTuple):
     tenant: str | None  # GUID or domain; None for an organisation without an Entra tenant
     authority: str  # https://login.../{tenant or organizations}
     authorization_endpoint: str  # validated session-token service, ending in '/'

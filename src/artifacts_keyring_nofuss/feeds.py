@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
 READ_SCOPE = "vso.packaging"
@@ -35,8 +35,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ ()~-]{0,99}")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
-@dataclass(frozen=True)
-class Feed:
+class Feed(NamedTuple):
     """An Azure Artifacts URL, reduced to what authentication needs."""
 
     url: str  # https URL without userinfo, query or fragment: what discovery probes
@@ -196,10 +195,10 @@ def _extra_host_feed(host: str, raw_path: str, segments: list[str]) -> Feed | No
         return None
     if at <= 2:
         found = _feed_from_path(host, raw_path, segments[0], segments[1:], True)
-        return None if found is None else replace(found, extra=True)
+        return None if found is None else found._replace(extra=True)
     org = "/".join(segments[: at - 1])
     found = _feed_from_path(host, raw_path, "x", segments[at - 1 :], True)
-    return None if found is None else replace(found, org=org.lower(), extra=True)
+    return None if found is None else found._replace(org=org.lower(), extra=True)
 
 
 def same_feed(endpoint: str, feed: Feed) -> bool:

@@ -17,13 +17,11 @@ import functools
 import json
 import ssl
 import time
-import urllib.error
-import urllib.request
+from base64 import b64encode
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http.client import HTTPException
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import unquote, urlsplit
 
 from . import __version__
 from . import log as _log
@@ -51,8 +49,7 @@ class NetworkError(NofussError):
     """A request could not be completed; `what` names the host, `fix` what to check."""
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
@@ -159,42 +156,52 @@ def bypassed(host: str, port: int | None, no_proxy: str) -> bool:
 # --- the warm path: one HEAD, standard library ------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None  # a 3xx surfaces as an HTTPError with its status
-
-
 def head(
     url: str, headers: dict[str, str], env: Mapping[str, str], deadline: Deadline, budget: float
 ) -> int | None:
-    """The status of one HEAD request, or None when there was no answer within `budget`
-    seconds (and the lookup's deadline): a dripping server holds us no longer than that."""
+    """The status of one HEAD request (never following a redirect), or None when there was no
+    answer within `budget` seconds (and the lookup's deadline): a dripping server holds us no
+    longer than that. http.client alone: urllib.request would cost the warm path its imports."""
+    import http.client
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
     proxy = proxy_for(url, env)
     context = tls_context(env)
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({"https": proxy} if proxy else {}),
-        _NoRedirect(),
-        urllib.request.HTTPSHandler(context=context),
-    )
-    request = urllib.request.Request(  # noqa: S310 - callers pass https URLs on feed hosts
-        url, method="HEAD", headers={**headers, "User-Agent": USER_AGENT}
-    )
-    host = urlsplit(url).netloc
+    target = parts.path or "/"
+    timeout = min(budget, CONNECT_TIMEOUT)
 
     def ask() -> int:
+        if proxy is None:
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        else:
+            via = urlsplit(proxy)
+            connection = http.client.HTTPSConnection(
+                via.hostname or "",
+                via.port or (443 if via.scheme == "https" else 80),
+                timeout=timeout,
+                context=context,
+            )
+            tunnel: dict[str, str] = {}
+            if via.username:
+                pair = f"{unquote(via.username)}:{unquote(via.password or '')}"
+                tunnel["Proxy-Authorization"] = "Basic " + b64encode(pair.encode()).decode()
+            connection.set_tunnel(host, port, headers=tunnel)
         try:
-            with opener.open(request, timeout=min(budget, CONNECT_TIMEOUT)) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
+            connection.request(
+                "HEAD", target, headers={**headers, "User-Agent": USER_AGENT, "Host": parts.netloc}
+            )
+            return int(connection.getresponse().status)
+        finally:
+            connection.close()
 
     bounded = Deadline(min(budget, deadline.remaining()))
     try:
-        return bounded.run(f"HEAD {host}", ask)
+        return bounded.run(f"HEAD {parts.netloc}", ask)
     except DeadlineExceeded:
-        _log.debug("http: HEAD %s did not finish within %.1f s", host, bounded.seconds)
-    except (urllib.error.URLError, HTTPException, OSError, ValueError) as exc:
-        _log.debug("http: HEAD %s failed (%s)", host, type(exc).__name__)
+        _log.debug("http: HEAD %s did not finish within %.1f s", parts.netloc, bounded.seconds)
+    except (HTTPException, OSError, ValueError) as exc:
+        _log.debug("http: HEAD %s failed (%s)", parts.netloc, type(exc).__name__)
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import devops
 from .discovery import Discovery
@@ -20,8 +20,7 @@ from .tokens import Token
 REFUSAL = "refusal"  # not a token: a remembered "this organisation mints none for you"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     service: str  # where the token is good: the token service (session) or the Entra authority
     scope: str  # a session's vso.packaging[_write], or the Entra scope a bearer was asked for
     identity: str  # "{source}:{who}", as the source or the token's claims vouch for it

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import claims, devops, discovery, identities
 from . import log as _log
@@ -70,8 +69,7 @@ def _cache(memory: Memory, settings: Settings, deadline: Deadline) -> Cache:
     return Cache.open(memory, settings.cache, deadline)
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     token: Token | None
     trace: Trace
     failure: str | None  # the one line, when there is no token

@@ -6,12 +6,11 @@ a variation (doctor never prompts) is a copy of the settings, not a global.
 
 from __future__ import annotations
 
-import configparser
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import NamedTuple
 
 from . import feeds
 from .errors import ConfigError
@@ -53,8 +52,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     env: Mapping[str, str]  # the environment as it was when the lookup began (read-only)
     provider: str | None  # the forced source name(s), comma-separated, or None
     provider_where: str  # where that was set, for messages
@@ -101,7 +99,7 @@ class Settings:
 
     def never_prompting(self) -> Settings:
         """The same settings for a caller that must not start a sign-in (doctor)."""
-        return replace(self, noninteractive=True)
+        return self._replace(noninteractive=True)
 
     def get(self, name: str) -> str:
         """An environment variable as the lookup saw it, stripped ("" when unset)."""
@@ -121,8 +119,10 @@ def keyringrc_path() -> Path | None:
 
 def _from_keyringrc(key: str) -> tuple[str | None, str]:
     path = keyringrc_path()
-    if path is None:
-        return None, ""
+    if path is None or not os.path.lexists(path):
+        return None, ""  # most machines have none: no configparser to import for them
+    import configparser
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")

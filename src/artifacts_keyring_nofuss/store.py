@@ -17,9 +17,8 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from . import devops, local
 from . import log as _log
@@ -45,8 +44,7 @@ _SECTIONS = ("discovery", "sessions")
 _OPTIONAL = ("refusals",)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """A session token as kept on disk, with what `status` may show about it."""
 
     token: str
@@ -190,7 +188,7 @@ class Store:
         if key.kind != devops.SESSION:
             # Only session tokens outlive the process; anything else is a bug, not a choice.
             raise ValueError(f"refusing to write a {key.kind} token to disk")
-        self._update(lambda data: data["sessions"].__setitem__(key.digest(), asdict(entry)))
+        self._update(lambda data: data["sessions"].__setitem__(key.digest(), entry._asdict()))
 
     def drop_session(self, key: Key) -> None:
         self._update(lambda data: data["sessions"].pop(key.digest(), None))

@@ -6,7 +6,7 @@ stories.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import log as _log
 
@@ -33,8 +33,7 @@ PROBE = "probe"
 _COUNTED = (UNAVAILABLE, FAILED, REFUSED, EXPIRED)
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     stage: str
     name: str  # the source's name, or the stage's
     outcome: str
@@ -47,9 +46,9 @@ class Step:
         return self.what if not self.fix else f"{self.what}; {self.fix}"
 
 
-@dataclass
 class Trace:
-    steps: list[Step] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
 
     def add(
         self,

@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -338,7 +337,7 @@ def test_a_dripping_server_holds_the_check_no_longer_than_the_lookup_has_left(
 
 
 def test_a_declared_host_is_never_sent_a_session_token(server: TLSServer) -> None:
-    declared = replace(_feed(server.port), extra=True)
+    declared = _feed(server.port)._replace(extra=True)
     assert still_accepted(declared, TOKEN) is None
     assert server.seen == []
 

@@ -17,8 +17,7 @@ kept under.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from artifacts_keyring_nofuss.deadline import Deadline
 from artifacts_keyring_nofuss.devops import DEFAULT_SCOPE
@@ -30,16 +29,14 @@ if TYPE_CHECKING:
     from artifacts_keyring_nofuss.settings import Settings
 
 
-@dataclass(frozen=True)
-class TokenRequest:
+class TokenRequest(NamedTuple):
     feed: Feed
     tenant: str | None  # validated by discovery: a GUID or a domain name
     deadline: Deadline
     settings: Settings
 
 
-@dataclass(frozen=True)
-class Unavailable:
+class Unavailable(NamedTuple):
     """The source does not apply here, and why. `present`: it is set up on this machine (az is
     installed, a variable is set) but cannot serve this feed; that reason is worth a place in
     the one line a user sees, the others only in debug output."""
@@ -49,8 +46,7 @@ class Unavailable:
     fix: str | None = None
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     """The source applies (as far as it can tell without asking for a token)."""
 
     identity: str | None = None  # "{source}:{who}", when known before minting
@@ -63,8 +59,7 @@ class Source(Protocol):
     def get_token(self, request: TokenRequest) -> Token | Unavailable: ...
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     name: str
     target: str  # "module:Class", imported only when the chain reaches it
     # False: a token handed over; it needs neither the tenant nor the token service, is asked

@@ -4,9 +4,8 @@ with a certificate file, matched by feed like the external endpoints."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from artifacts_keyring_nofuss import endpoints
 from artifacts_keyring_nofuss import log as _log
@@ -54,8 +53,7 @@ def describe(entry: dict[str, Any], where: str) -> tuple[str, dict[str, Any]] | 
     return "managed identity", {"client_id": client_id}
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     kind: str  # "managed identity" | "service principal"
     settings: dict[str, Any]
     where: str
