@@ -103,30 +103,14 @@ def find_on_path(names: tuple[str, ...], path: str | None = None) -> str | None:
     return None
 
 
-def read_regular(path: Path, limit: int) -> bytes | None:
+def read_regular(path: Path, limit: int, own: bool = False) -> bytes | None:
     """A regular file's bytes when it has at most `limit` of them; None for anything else.
 
     Never blocks (a FIFO planted where a file should be would hang the lookup), never reads
     /dev/zero into memory. Links are followed: az's and Kubernetes' files are often links.
+    `own`: only a file of ours that nobody else may write (else they could plant what we read);
+    the file the link leads to is what is checked.
     """
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return _read_all(fd, limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def read_own(path: Path, limit: int) -> bytes | None:
-    """A regular file of ours that nobody else may write (else they could plant what we read),
-    at most `limit` bytes; None for anything else. Never blocks; a link is followed (a config
-    directory may be one) but the file it leads to is what is checked."""
     try:
         fd = os.open(path, _READ_FLAGS)
     except OSError:
@@ -135,8 +119,10 @@ def read_own(path: Path, limit: int) -> bytes | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return None
-        if sys.platform != "win32" and (
-            info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o022
+        if (
+            own
+            and sys.platform != "win32"
+            and (info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o022)
         ):
             return None
         return _read_all(fd, limit)

@@ -85,6 +85,38 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def twine_upload(
+    env: Mapping[str, str], wheel: Path, *extra: str, url: str = world.SHARED_UPLOAD
+) -> subprocess.CompletedProcess[str]:
+    """`twine upload` of one file to the feed, as a release job runs it."""
+    return run(
+        [
+            bin_path("twine"),
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            url,
+            *extra,
+            str(wheel),
+        ],
+        env,
+    )
+
+
+def pip_install(env: Mapping[str, str], target: Path, index: str, *args: str) -> list[str]:
+    """The `pip install` command line into `target` from `index`, with no cache."""
+    return [
+        bin_path("pip"),
+        "install",
+        "--no-cache-dir",
+        "--target",
+        str(target),
+        "--index-url",
+        index,
+        *args,
+    ]
+
+
 def with_user(url: str, user: str) -> str:
     return url.replace("https://", f"https://{user}@", 1)
 

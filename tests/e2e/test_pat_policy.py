@@ -17,8 +17,10 @@ from .scenarios import (
     importable,
     keyring,
     one_line_message,
+    pip_install,
     signed_in,
     spoken,
+    twine_upload,
     with_user,
 )
 from .sim import world
@@ -116,18 +118,9 @@ def test_pip_uv_and_twine_work_as_an_az_user_in_the_organisation(
     env = policy_org
     pip_target = tmp_path / "pip"
     done = run(
-        [
-            bin_path("pip"),
-            "install",
-            "--no-cache-dir",
-            "--target",
-            str(pip_target),
-            "--keyring-provider",
-            "subprocess",
-            "--index-url",
-            world.SHARED_INDEX,
-            "tinyfeedpkg",
-        ],
+        pip_install(
+            env, pip_target, world.SHARED_INDEX, "--keyring-provider", "subprocess", "tinyfeedpkg"
+        ),
         env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -151,17 +144,7 @@ def test_pip_uv_and_twine_work_as_an_az_user_in_the_organisation(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     wheel = build_wheel(tmp_path / "dist", "policypkg", "1.0.0")
-    done = run(
-        [
-            bin_path("twine"),
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            world.SHARED_UPLOAD,
-            str(wheel),
-        ],
-        env,
-    )
+    done = twine_upload(env, wheel)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "policypkg-1.0.0-py3-none-any.whl" in sim.uploaded("shared")
     uploads = sim.requests(kind="upload")
@@ -250,18 +233,9 @@ def test_the_packaging_client_installs_but_cannot_publish(
     assert sim.count("exchange") == 0  # narrow already: nothing to exchange
     target = tmp_path / "pip"
     done = run(
-        [
-            bin_path("pip"),
-            "install",
-            "--no-cache-dir",
-            "--target",
-            str(target),
-            "--keyring-provider",
-            "subprocess",
-            "--index-url",
-            world.SHARED_INDEX,
-            "tinyfeedpkg",
-        ],
+        pip_install(
+            env, target, world.SHARED_INDEX, "--keyring-provider", "subprocess", "tinyfeedpkg"
+        ),
         env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -270,17 +244,7 @@ def test_the_packaging_client_installs_but_cannot_publish(
     assert f"{RESOURCE}/user_impersonation" not in status.stdout
     # Publishing needs vso.packaging_write, which this client was never granted.
     wheel = build_wheel(tmp_path / "dist", "narrowpkg", "1.0.0")
-    done = run(
-        [
-            bin_path("twine"),
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            world.SHARED_UPLOAD,
-            str(wheel),
-        ],
-        env,
-    )
+    done = twine_upload(env, wheel)
     assert done.returncode != 0
     assert "narrowpkg-1.0.0-py3-none-any.whl" not in sim.uploaded("shared")
     assert "vso.packaging_write" in done.stdout + done.stderr
@@ -294,16 +258,6 @@ def test_the_publishing_client_publishes_with_the_write_scope(
     assert "vso.packaging_write" in str(claims(token)["scp"]).split()
     assert "user_impersonation" not in str(claims(token)["scp"]).split()
     wheel = build_wheel(tmp_path / "dist", "widepkg", "1.0.0")
-    done = run(
-        [
-            bin_path("twine"),
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            world.SHARED_UPLOAD,
-            str(wheel),
-        ],
-        env,
-    )
+    done = twine_upload(env, wheel)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "widepkg-1.0.0-py3-none-any.whl" in sim.uploaded("shared")

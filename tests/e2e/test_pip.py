@@ -7,22 +7,9 @@ from pathlib import Path
 import pytest
 
 from .helpers import run
-from .scenarios import azure_requests, bin_path, importable, signed_in, with_user
+from .scenarios import azure_requests, importable, pip_install, signed_in, with_user
 from .sim import world
 from .sim.server import Simulator
-
-
-def pip_install(env: dict[str, str], target: Path, index: str, *args: str) -> list[str]:
-    return [
-        bin_path("pip"),
-        "install",
-        "--no-cache-dir",
-        "--target",
-        str(target),
-        "--index-url",
-        index,
-        *args,
-    ]
 
 
 @pytest.mark.parametrize(

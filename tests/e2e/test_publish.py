@@ -9,7 +9,15 @@ from subprocess import CompletedProcess
 import pytest
 
 from .helpers import run
-from .scenarios import as_service_principal, bin_path, importable, keyring, signed_in, with_user
+from .scenarios import (
+    as_service_principal,
+    bin_path,
+    importable,
+    keyring,
+    signed_in,
+    twine_upload,
+    with_user,
+)
 from .sim import world
 from .sim.server import Simulator
 from .sim.wheels import build_wheel
@@ -18,21 +26,6 @@ from .sim.wheels import build_wheel
 @pytest.fixture
 def fresh_wheel(tmp_path: Path) -> Path:
     return build_wheel(tmp_path / "dist", "freshpkg", "0.4.2")
-
-
-def twine_upload(env: dict[str, str], wheel: Path, *extra: str) -> CompletedProcess[str]:
-    return run(
-        [
-            bin_path("twine"),
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            world.SHARED_UPLOAD,
-            *extra,
-            str(wheel),
-        ],
-        env,
-    )
 
 
 def uv_publish(env: dict[str, str], wheel: Path, *args: str) -> CompletedProcess[str]:

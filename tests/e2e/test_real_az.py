@@ -13,8 +13,7 @@ import pytest
 from artifacts_keyring_nofuss.azversion import az_version, known_problem
 
 from . import realaz
-from .helpers import run
-from .scenarios import bin_path, feed_accepts, keyring, one_line_message, spoken
+from .scenarios import feed_accepts, keyring, one_line_message, spoken, twine_upload
 from .sim import world
 from .sim.jwts import unverified
 from .sim.server import Simulator
@@ -140,17 +139,7 @@ def test_twine_upload_as_a_user_gets_a_write_token(
     env = real_az_env
     realaz.login_user(env, world.ALICE)
     wheel = build_wheel(tmp_path / "dist", "realazpkg", "1.0.0")
-    done = run(
-        [
-            bin_path("twine"),
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            world.SHARED_UPLOAD,
-            str(wheel),
-        ],
-        env,
-    )
+    done = twine_upload(env, wheel)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert wheel.name in sim.uploaded("shared")

@@ -27,6 +27,7 @@ from .scenarios import (
     one_line_message,
     signed_in,
     spoken,
+    twine_upload,
     with_user,
 )
 from .sim import world
@@ -294,17 +295,7 @@ def test_azure_pipelines_twine_upload(
 ) -> None:
     env, _ = pipeline_job(sim, client_env)
     wheel = build_wheel(tmp_path / "dist", "freshpkg", "0.4.2")
-    done = run(
-        [
-            bin_path("twine"),
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            world.SHARED_UPLOAD,
-            str(wheel),
-        ],
-        env,
-    )
+    done = twine_upload(env, wheel)
     assert done.returncode == 0, done.stdout + done.stderr
     assert wheel.name in sim.uploaded("shared")
     (upload,) = sim.requests(kind="upload")

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
+import io
 import json
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from artifacts_keyring_nofuss.deadline import Deadline
@@ -81,3 +87,34 @@ def token_request(
         deadline=Deadline(seconds),
         settings=Settings.load(),
     )
+
+
+def as_user(uid: int, action: Callable[[], object]) -> str:
+    """Run `action` in a forked child that drops to `uid` (another local user; the tests run
+    as root outside the namespace): "ok", or "<exception>: <message>"."""
+    readable, writable = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    action()
+                outcome = "ok"
+            except OSError as exc:
+                outcome = errno.errorcode.get(exc.errno or 0, "OSError")
+            except Exception as exc:
+                outcome = f"{type(exc).__name__}: {exc}"
+            os.write(writable, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(writable)
+    os.waitpid(child, 0)
+    with os.fdopen(readable, "rb") as result:
+        return result.read().decode()
+
+
+def open_as(uid: int, path: Path) -> str:
+    """What another user gets opening `path`: "ok", or the errno's name ("EACCES")."""
+    return as_user(uid, lambda: os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK)))

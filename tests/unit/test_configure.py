@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import configparser
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -12,7 +10,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,8 @@ import pytest
 from artifacts_keyring_nofuss import configure
 from artifacts_keyring_nofuss.errors import Failed
 from artifacts_keyring_nofuss.feeds import parse_feed_url
+
+from .helpers import as_user
 
 URL = "https://pkgs.dev.azure.com/contoso/_packaging/shared/pypi/simple/"
 FEED = parse_feed_url(URL)
@@ -317,7 +317,7 @@ def test_a_file_of_another_users_is_never_taken_over(home: Path) -> None:
     pypirc.write_text(PYPIRC, encoding="utf-8")
     pypirc.chmod(0o644)
     os.chown(home, OTHER_UID, OTHER_UID)
-    outcome = _as_user(OTHER_UID, lambda: _setup("twine"))
+    outcome = as_user(OTHER_UID, lambda: _setup("twine"))
     os.chown(home, os.getuid(), os.getgid())
     assert outcome.startswith("Failed: ")
     assert outcome == (
@@ -327,29 +327,6 @@ def test_a_file_of_another_users_is_never_taken_over(home: Path) -> None:
     assert os.lstat(pypirc).st_uid == 0
     assert pypirc.read_text(encoding="utf-8") == PYPIRC
     _no_leftovers(home)
-
-
-def _as_user(uid: int, action: Callable[[], object]) -> str:
-    """Run `action` in a forked child that drops to `uid`: "ok" or "<exception>: <message>"."""
-    readable, writable = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child
-        try:
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    action()
-                outcome = "ok"
-            except Exception as exc:  # reported to the parent
-                outcome = f"{type(exc).__name__}: {exc}"
-            os.write(writable, outcome.encode())
-        finally:
-            os._exit(0)
-    os.close(writable)
-    os.waitpid(child, 0)
-    with os.fdopen(readable, "rb") as result:
-        return result.read().decode()
 
 
 # ---------------------------------------------------------------- dotfiles: links
@@ -501,8 +478,7 @@ def test_the_uv_plan_puts_the_username_in_every_index_url_it_prints() -> None:
         "https://[::1/simple/",
         "",
     ],
-    ids=["VssSessionToken", "__token__", "password in the URL", "not https", "unparsable",
-         "empty"],
+    ids=["VssSessionToken", "__token__", "password in the URL", "not https", "unparsable", "empty"],
 )
 def test_no_advice_for_the_form_we_write_or_for_what_is_not_an_index_url(url: str) -> None:
     assert configure.uv_index_advice(url, authenticate="always") is None

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -15,7 +14,7 @@ import pytest
 
 from artifacts_keyring_nofuss import log
 
-from .helpers import TENANT, user_jwt
+from .helpers import TENANT, open_as, user_jwt
 
 PAT = "a" * 20 + "b1c2d3e4f5g6h7i8j9k0l1m2n3o4p5q6"  # 52 characters, like a PAT
 # Secrets that look like nothing: only the URL rule can find them.
@@ -679,29 +678,6 @@ def test_a_new_log_file_is_private_to_a_second_user(tmp_path: Path) -> None:
         done = _python(STEPS, {log.LOG_PATH_VAR: str(path)}, capture_output=True, timeout=60)
         assert done.returncode == 0 and done.stderr == ""
         assert "step one" in path.read_text(encoding="utf-8")
-        assert _read_as(OTHER_UID, path) == "EACCES"
+        assert open_as(OTHER_UID, path) == "EACCES"
     finally:
         shutil.rmtree(shared)
-
-
-def _read_as(uid: int, path: Path) -> str:
-    """What another user gets opening `path`: "read" or the errno's name (a forked child that
-    drops to `uid`)."""
-    readable, writable = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child
-        try:
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
-                outcome = "read"
-            except OSError as exc:
-                outcome = errno.errorcode.get(exc.errno or 0, "error")
-            os.write(writable, outcome.encode())
-        finally:
-            os._exit(0)
-    os.close(writable)
-    os.waitpid(child, 0)
-    with os.fdopen(readable, "rb") as result:
-        return result.read().decode()

@@ -3,7 +3,6 @@ authority, and the terminal a device-code prompt would use."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from artifacts_keyring_nofuss import local, signin
 from artifacts_keyring_nofuss.errors import ConfigError, SourceError
 from artifacts_keyring_nofuss.settings import Settings
 
-from .helpers import TENANT, USER_OID
+from .helpers import TENANT, USER_OID, open_as
 
 OTHER_UID = 12345
 RECORD = signin.Record(
@@ -459,32 +458,9 @@ def test_a_second_user_can_read_nothing_of_the_sign_in(monkeypatch: pytest.Monke
         directory = shared / local.APP_DIR
         assert _mode(directory) == 0o700
         for path in (directory, directory / signin.PLAIN_CACHE_FILE, directory / "account.json"):
-            assert _open_as(OTHER_UID, path) == "EACCES", path
+            assert open_as(OTHER_UID, path) == "EACCES", path
     finally:
         shutil.rmtree(shared)
-
-
-def _open_as(uid: int, path: Path) -> str:
-    """What another user gets opening `path`: "opened", or the errno's name (a forked child
-    that drops to `uid`)."""
-    readable, writable = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child
-        try:
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
-                outcome = "opened"
-            except OSError as exc:
-                outcome = errno.errorcode.get(exc.errno or 0, "error")
-            os.write(writable, outcome.encode())
-        finally:
-            os._exit(0)
-    os.close(writable)
-    os.waitpid(child, 0)
-    with os.fdopen(readable, "rb") as result:
-        return result.read().decode()
 
 
 @posix_only

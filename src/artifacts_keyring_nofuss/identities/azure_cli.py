@@ -91,7 +91,7 @@ def cached_access_token(
     directory = config_dir(environ)
     if directory is None or not endpoints.is_guid(tenant.lower()):
         return None
-    raw = local.read_own(directory / TOKEN_CACHE, _MAX_TOKEN_CACHE)
+    raw = local.read_regular(directory / TOKEN_CACHE, _MAX_TOKEN_CACHE, own=True)
     if raw is None:
         return None
     try:
