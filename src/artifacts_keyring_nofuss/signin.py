@@ -136,9 +136,8 @@ def _private_dir() -> Path:
     exposed = local.exposed_ancestor(directory)
     if exposed is not None:
         raise SourceError(
-            f"not keeping the sign-in in {directory}: anyone can rename {exposed} (writable by "
-            "all, without the sticky bit) and put their own directory there; set XDG_DATA_HOME "
-            "to a directory of yours and sign in again"
+            f"not keeping the sign-in in {directory}: {exposed} and put their own directory "
+            "there; set XDG_DATA_HOME to a directory of yours and sign in again"
         )
     problem = local.private_dir_problem(directory, tighten=True)
     where = directory

@@ -487,6 +487,31 @@ def test_a_shared_data_home_anyone_can_rename_in_is_refused(
     assert signin.load_record() == RECORD
 
 
+@posix_only
+@pytest.mark.parametrize("mode", [0o1777, 0o755])
+def test_a_data_home_another_user_owns_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    """XDG_DATA_HOME made by another user, sticky or not: its owner may rename anything in it
+    (the sticky bit binds everyone else), so between our check and msal's write they could
+    put a directory of theirs, with a link where msal writes, in ours' place."""
+    _needs_root()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    os.chown(shared, OTHER_UID, OTHER_UID)
+    monkeypatch.setenv("XDG_DATA_HOME", str(shared))
+    with pytest.raises(SourceError) as caught:
+        _sign_in_there()
+    assert str(caught.value) == (
+        f"not keeping the sign-in in {shared / local.APP_DIR}: uid {OTHER_UID} can rename "
+        f"anything in {shared} (it is theirs, sticky bit or not) and put their own directory "
+        "there; set XDG_DATA_HOME to a directory of yours and sign in again"
+    )
+    assert not (shared / local.APP_DIR / signin.PLAIN_CACHE_FILE).exists()
+    assert signin.load_record() is None
+
+
 # ---------------------------------------------------------------- the organisation's own client
 
 
