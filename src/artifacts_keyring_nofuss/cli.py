@@ -310,11 +310,13 @@ def _logout(args: argparse.Namespace) -> int:
     from . import signin
 
     record = signin.load_record()
-    removed = signin.forget()
     disk = _store()
     sessions = len(disk.entries()) if disk is not None else 0
     if disk is not None:
         disk.clear()
+    # After the session tokens: a sign-in directory that is not ours is one line, and the
+    # cache is gone all the same.
+    removed = signin.forget()
     who = f"the sign-in of {record.username}" if record else "no sign-in"
     sys.stdout.write(
         f"forgot {who} and {sessions} cached session token{'s' * (sessions != 1)}"

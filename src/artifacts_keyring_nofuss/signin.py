@@ -171,16 +171,24 @@ def save_record(record: Record) -> None:
 
 
 def forget() -> list[Path]:
-    """Remove the record and msal's cache (both kinds); the files that were there."""
+    """Remove the record and msal's cache (both kinds); the files that were there.
+    SourceError, touching nothing, when the directory is not ours: a link planted in its place
+    (in a shared XDG_DATA_HOME) would have us delete whatever sign-in it leads to."""
     directory = data_dir()
     removed: list[Path] = []
     if directory is None:
         return removed
+    problem = local.private_dir_problem(directory, tighten=True)
+    if problem == local.MISSING:
+        return removed
+    if problem:
+        raise SourceError(
+            f"not removing the sign-in in {directory}: {problem}", "remove it yourself"
+        )
     # The keychain entry's signal file is touched, following links: only a file of ours.
     if (
         (directory / CACHE_FILE).exists()
         and (sys.platform == "darwin" or sys.platform.startswith("linux"))
-        and not local.private_dir_problem(directory, tighten=False)
         and not local.private_file_problem(directory / CACHE_FILE)
     ):
         with suppress(Exception):  # empty the keychain / libsecret entry behind the file

@@ -209,6 +209,24 @@ def test_forget_with_nothing_there(data: Path) -> None:
     assert signin.forget() == []
 
 
+@posix_only
+def test_forget_removes_nothing_through_a_planted_link(data: Path, tmp_path: Path) -> None:
+    """A shared XDG_DATA_HOME where someone else put a link in our directory's place: logout
+    (as root, above all) must not delete the sign-in files of whoever the link leads to."""
+    theirs = tmp_path / "someone-elses-sign-in"
+    theirs.mkdir()
+    for name in ("account.json", "msal_token_cache.json"):
+        (theirs / name).write_text("theirs", encoding="utf-8")
+    data.parent.mkdir(parents=True)
+    data.symlink_to(theirs, target_is_directory=True)
+    with pytest.raises(SourceError) as caught:
+        signin.forget()
+    assert str(caught.value) == (
+        f"not removing the sign-in in {data}: it is a symbolic link; remove it yourself"
+    )
+    assert sorted(p.name for p in theirs.iterdir()) == ["account.json", "msal_token_cache.json"]
+
+
 # ---------------------------------------------------------------- authority_for
 
 LOGIN = "https://login.microsoftonline.com"
