@@ -50,7 +50,11 @@ exit codes: 0 done, 1 failed (the line on stderr says why and what to do), 2 wro
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{PROG}: {message} (see `{PROG} --help`)\n")
+        # argparse echoes what it could not place: often a URL pasted after the wrong command,
+        # with or without its scheme (doctor takes both), so each word is read as a URL too.
+        words = " ".join(_log.redact_url(word) for word in message.split(" "))
+        shown = _log.printable(_log.redact(words))
+        sys.stderr.write(f"{PROG}: {shown} (see `{PROG} --help`)\n")
         raise SystemExit(EXIT_USAGE)
 
 

@@ -83,6 +83,30 @@ def test_wrong_usage_is_exit_2_and_one_line(
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "https://VssSessionToken:urlPw-quokka@pkgs.dev.azure.com/contoso/"],
+        ["logout", "https://u:urlPw-quokka@pkgs.dev.azure.com/contoso/"],
+        ["doctor", URL, "u:urlPw-quokka@pkgs.dev.azure.com/contoso/"],
+        ["token", URL, "--format", "https://u:urlPw-quokka@x.example/"],
+    ],
+    ids=["status", "logout", "doctor (no scheme)", "an invalid choice"],
+)
+def test_a_usage_error_never_prints_a_url_password(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """The URL pasted in the wrong place is echoed by argparse: its password is redacted
+    there as in every other line."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "urlPw-quokka" not in err
+    assert ":<redacted>@" in _one_line(err)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "https://pypi.org/simple/",
