@@ -346,8 +346,8 @@ def edit_target(path: Path) -> Path:
         )
     try:
         info = os.lstat(path)
-    except FileNotFoundError:
-        return path
+    except (FileNotFoundError, NotADirectoryError):
+        return path  # nothing there: reading it says so (a file in a directory's place, too)
     if not stat.S_ISLNK(info.st_mode):
         return path
     try:
@@ -438,7 +438,12 @@ def replace_file(path: Path, text: str, original: os.stat_result | None) -> None
     file) before its first byte, then moved over the old one."""
     posix = sys.platform != "win32"
     if original is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Failed(
+                f"cannot write {path} ({exc.strerror}); merge the lines above by hand"
+            ) from None
     elif posix and original.st_uid != os.geteuid() and os.geteuid() != 0:
         raise Failed(
             f"{path} belongs to another user (uid {original.st_uid}); ak-nofuss edits only "

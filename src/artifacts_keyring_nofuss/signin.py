@@ -130,9 +130,15 @@ def _private_dir() -> Path:
     directory = data_dir()
     if directory is None:
         raise NofussError("no home directory to keep the sign-in in; set HOME")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+    except OSError as exc:  # a file where a directory should be, no permission: say what to do
+        raise SourceError(
+            f"cannot keep the sign-in in {directory} ({exc.strerror or type(exc).__name__})",
+            "set XDG_DATA_HOME to a directory of yours and sign in again",
+        ) from None
     exposed = local.exposed_ancestor(directory)
     if exposed is not None:
         raise SourceError(

@@ -508,6 +508,18 @@ def test_a_relative_home_is_never_the_current_directory(
     assert (work / ".pypirc").read_text(encoding="utf-8") == planted
 
 
+def test_a_file_where_the_config_directory_should_be_is_one_line_with_the_fix(
+    home: Path,
+) -> None:
+    (home / ".config").write_text("", encoding="utf-8")
+    with pytest.raises(Failed) as caught:
+        _setup("pip")
+    assert str(caught.value) == (
+        f"cannot read {home / '.config' / 'pip' / 'pip.conf'} (Not a directory); merge the "
+        "lines above by hand"
+    )
+
+
 # --- uv: the form we write, and what doctor says of the others ---------------------------------
 
 

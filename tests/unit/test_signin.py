@@ -530,6 +530,20 @@ def test_a_data_home_another_user_owns_is_refused(
     assert signin.load_record() is None
 
 
+def test_a_file_where_the_data_home_should_be_is_one_line_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    with pytest.raises(SourceError) as caught:
+        signin._private_dir()
+    assert str(caught.value) == (
+        f"cannot keep the sign-in in {blocker / local.APP_DIR} (File exists); set "
+        "XDG_DATA_HOME to a directory of yours and sign in again"
+    )
+
+
 # ---------------------------------------------------------------- the organisation's own client
 
 
