@@ -50,7 +50,11 @@ exit codes: 0 done, 1 failed (the line on stderr says why and what to do), 2 wro
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{PROG}: {message} (see `{PROG} --help`)\n")
+        # argparse echoes what it could not place: often a URL pasted after the wrong command,
+        # with or without its scheme (doctor takes both), so each word is read as a URL too.
+        words = " ".join(_log.redact_url(word) for word in message.split(" "))
+        shown = _log.printable(_log.redact(words))
+        sys.stderr.write(f"{PROG}: {shown} (see `{PROG} --help`)\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -310,11 +314,13 @@ def _logout(args: argparse.Namespace) -> int:
     from . import signin
 
     record = signin.load_record()
-    removed = signin.forget()
     disk = _store()
     sessions = len(disk.entries()) if disk is not None else 0
     if disk is not None:
         disk.clear()
+    # After the session tokens: a sign-in directory that is not ours is one line, and the
+    # cache is gone all the same.
+    removed = signin.forget()
     who = f"the sign-in of {record.username}" if record else "no sign-in"
     sys.stdout.write(
         f"forgot {who} and {sessions} cached session token{'s' * (sessions != 1)}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import local
 from . import log as _log
 from .errors import Failed
 from .feeds import Feed
@@ -127,9 +128,21 @@ def _upload_url(feed: Feed) -> str:
 # --- where each tool keeps its user configuration ---------------------------------------------
 
 
+def _home() -> Path:
+    """The home directory, absolute: Path.home() is HOME as given, and HOME=. would make the
+    current directory's (a checked-out repository's) .pypirc the one read and rewritten."""
+    found = local.home()
+    if found is None:
+        raise Failed(
+            "HOME is not an absolute path, and the user's configuration is never looked for in "
+            "the current directory: set HOME to your home directory"
+        )
+    return found
+
+
 def _config_home() -> Path:
     xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    return Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
+    return Path(xdg) if xdg and Path(xdg).is_absolute() else _home() / ".config"
 
 
 def pip_config_path() -> Path:
@@ -145,7 +158,7 @@ def uv_config_path() -> Path:
 
 
 def pypirc_path() -> Path:
-    return Path.home() / ".pypirc"
+    return _home() / ".pypirc"
 
 
 # --- the plans ----------------------------------------------------------------------------------
@@ -321,19 +334,22 @@ MAX_CONFIG = 1024 * 1024
 def edit_target(path: Path) -> Path:
     """The file to edit for `path`: itself, or the file a link (a chain of links) leads to. A
     link that leads nowhere is refused: creating a file wherever it points is not ours to do."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISLNK(info.st_mode):
-        return path
-    if sys.platform != "win32" and info.st_uid != os.geteuid():
+    foreign = _foreign_link(path)
+    if foreign is not None:
         # Planted in a directory others can write to (a shared XDG_CONFIG_HOME), or root
         # running with a user's HOME: a link someone else made could lead anywhere we can write.
+        link, owner = foreign
+        what = f"{path} is a link" if link == path else f"{path} leads through {link}, a link"
         raise Failed(
-            f"{path} is a link made by another user (uid {info.st_uid}): not following it; "
-            "remove it, or merge the lines above by hand"
+            f"{what} made by another user (uid {owner}): not following it; remove it, or merge "
+            "the lines above by hand"
         )
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return path  # nothing there: reading it says so (a file in a directory's place, too)
+    if not stat.S_ISLNK(info.st_mode):
+        return path
     try:
         return Path(os.path.realpath(path, strict=True))
     except FileNotFoundError:
@@ -343,6 +359,44 @@ def edit_target(path: Path) -> Path:
         ) from None
     except OSError as exc:
         raise Failed(f"{path} is a link that leads nowhere ({exc.strerror})") from None
+
+
+def _foreign_link(path: Path) -> tuple[Path, int] | None:
+    """The first link on the way to `path` that neither we nor root made, with its owner, or
+    None: each one is checked, in a directory's name as in the file's own and all along a chain
+    (ours to a shared place, theirs from there to a file of ours is still theirs to aim)."""
+    if sys.platform == "win32":
+        return None
+    trusted = (0, os.geteuid())
+    pending = list(path.parts)
+    current = Path(pending.pop(0)) if path.is_absolute() else Path()
+    hops = 0
+    while pending:
+        name = pending.pop(0)
+        if name == "..":
+            current = current.parent  # `current` has no link in it: the physical parent
+            continue
+        candidate = current / name
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            return None  # nothing further on exists to be a link; realpath says the rest
+        if not stat.S_ISLNK(info.st_mode):
+            current = candidate
+            continue
+        if info.st_uid not in trusted:
+            return candidate, info.st_uid
+        hops += 1
+        if hops > 40:
+            return None  # a loop: realpath refuses it
+        try:
+            target = candidate.readlink()
+        except OSError:
+            return None
+        pending[:0] = target.parts
+        if target.is_absolute():
+            current = Path(pending.pop(0))
+    return None
 
 
 def read_config(path: Path) -> tuple[str, os.stat_result | None]:
@@ -384,7 +438,12 @@ def replace_file(path: Path, text: str, original: os.stat_result | None) -> None
     file) before its first byte, then moved over the old one."""
     posix = sys.platform != "win32"
     if original is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Failed(
+                f"cannot write {path} ({exc.strerror}); merge the lines above by hand"
+            ) from None
     elif posix and original.st_uid != os.geteuid() and os.geteuid() != 0:
         raise Failed(
             f"{path} belongs to another user (uid {original.st_uid}); ak-nofuss edits only "

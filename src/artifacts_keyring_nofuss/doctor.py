@@ -109,7 +109,7 @@ def _diagnose(report: Report) -> None:
     _keyring_here(report)
     _keyring_on_path(report)
     _client_settings(report, feed)
-    _network_settings(report)
+    _network_settings(report, feed)
     if settings is None:
         report.add("settings", FAIL, problem.what, problem.fix)
         return
@@ -329,19 +329,27 @@ def _username(url: str) -> str | None:
     return unquote(name) if name else None
 
 
-def _network_settings(report: Report) -> None:
-    proxy = next(
-        (
-            f"{v}={os.environ[v]}"
-            for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-            if os.environ.get(v)
-        ),
-        None,
+def _network_settings(report: Report, feed: Feed) -> None:
+    from .http import proxy_for
+
+    # The variable the lookup takes its proxy from (http.proxy_for's order), and whether
+    # NO_PROXY skips it for this feed: what the requests will really do.
+    proxy_var = next(
+        (v for v in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY") if _set(v)), None
     )
+    if proxy_var is None:
+        proxy = "no proxy"
+    elif proxy_for(feed.index_url, os.environ) is None:
+        no_proxy_var = next(v for v in ("no_proxy", "NO_PROXY") if _set(v))
+        proxy = f"no proxy ({no_proxy_var} names {feed.host})"
+    else:
+        # Redacted here, where the value is known to be one URL: a password may hold `;` or
+        # `,`, where the rule for `..._PROXY=` in free text has to stop.
+        proxy = f"proxy {proxy_var}={_log.redact_url(os.environ[proxy_var].strip())}"
     bundle_var = next(
         (v for v in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") if os.environ.get(v)), None
     )
-    parts = [f"proxy {proxy}" if proxy else "no proxy"]
+    parts = [proxy]
     if bundle_var is None:
         parts.append("the system's trust store")
         report.add("network", INFO, ", ".join(parts))
@@ -357,6 +365,10 @@ def _network_settings(report: Report) -> None:
         return
     parts.append(f"CA certificates from {bundle_var}={bundle}")
     report.add("network", INFO, ", ".join(parts))
+
+
+def _set(name: str) -> bool:
+    return bool(os.environ.get(name, "").strip())
 
 
 def _azure_cli(report: Report, settings: Settings) -> None:

@@ -196,7 +196,7 @@ def private_directory(directory: Path) -> str | None:
         return exc.strerror or type(exc).__name__
     exposed = exposed_ancestor(directory)
     if exposed is not None:
-        return f"anyone can rename {exposed} (writable by all, without the sticky bit)"
+        return exposed
     return private_dir_problem(directory, tighten=True) or None
 
 
@@ -242,19 +242,28 @@ def private_dir_problem(directory: Path, tighten: bool) -> str:
     return ""
 
 
-def exposed_ancestor(directory: Path) -> Path | None:
-    """A directory above `directory` that anyone may write to without the sticky bit (which
-    would keep them from renaming what is not theirs): whoever renames it, or anything below
-    it, can put a directory of theirs in our directory's place between a check and a write."""
+def exposed_ancestor(directory: Path) -> str | None:
+    """Who, besides us and root, can rename a directory above `directory` (or anything in
+    it), said as "<who> can rename <what> (<why>)"; None when nobody can. Whoever can, can put
+    a directory of theirs in our directory's place between a check and a write: anyone, in a
+    directory writable by all without the sticky bit; its owner, in any directory of theirs,
+    sticky bit or not (a shared XDG_DATA_HOME another user made). The directories a link in
+    the path leads to are checked as well as the names."""
     if sys.platform == "win32":
         return None
-    for parent in directory.parents:
+    real = Path(os.path.realpath(directory))
+    for parent in dict.fromkeys([*directory.parents, *real.parents]):
         try:
-            mode = parent.stat().st_mode
+            info = parent.stat()
         except OSError:
             continue
-        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
-            return parent
+        if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+            return f"anyone can rename {parent} (writable by all, without the sticky bit)"
+        if info.st_uid not in (0, os.getuid()):
+            return (
+                f"uid {info.st_uid} can rename anything in {parent} (it is theirs, sticky bit "
+                "or not)"
+            )
     return None
 
 

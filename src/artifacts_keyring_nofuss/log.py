@@ -176,6 +176,10 @@ def unfit_log_file(info: os.stat_result, stdout: tuple[int, int] | None) -> str:
         return "it is this process's stdout, which carries the credential"
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         return "it belongs to another user"
+    if sys.platform != "win32" and info.st_nlink != 1:
+        # Where anyone may link to a file they do not own (no fs.protected_hardlinks), a name
+        # another user made for a private file of ours passes every check above.
+        return "it has another name (a hard link), which may be a file of ours it is not"
     if sys.platform != "win32" and stat.S_IMODE(info.st_mode) & 0o066:
         return "group or others can read or write it (chmod 600 it)"
     return ""

@@ -130,15 +130,20 @@ def _private_dir() -> Path:
     directory = data_dir()
     if directory is None:
         raise NofussError("no home directory to keep the sign-in in; set HOME")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        directory.mkdir(mode=0o700)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+    except OSError as exc:  # a file where a directory should be, no permission: say what to do
+        raise SourceError(
+            f"cannot keep the sign-in in {directory} ({exc.strerror or type(exc).__name__})",
+            "set XDG_DATA_HOME to a directory of yours and sign in again",
+        ) from None
     exposed = local.exposed_ancestor(directory)
     if exposed is not None:
         raise SourceError(
-            f"not keeping the sign-in in {directory}: anyone can rename {exposed} (writable by "
-            "all, without the sticky bit) and put their own directory there; set XDG_DATA_HOME "
-            "to a directory of yours and sign in again"
+            f"not keeping the sign-in in {directory}: {exposed} and put their own directory "
+            "there; set XDG_DATA_HOME to a directory of yours and sign in again"
         )
     problem = local.private_dir_problem(directory, tighten=True)
     where = directory
@@ -172,16 +177,24 @@ def save_record(record: Record) -> None:
 
 
 def forget() -> list[Path]:
-    """Remove the record and msal's cache (both kinds); the files that were there."""
+    """Remove the record and msal's cache (both kinds); the files that were there.
+    SourceError, touching nothing, when the directory is not ours: a link planted in its place
+    (in a shared XDG_DATA_HOME) would have us delete whatever sign-in it leads to."""
     directory = data_dir()
     removed: list[Path] = []
     if directory is None:
         return removed
+    problem = local.private_dir_problem(directory, tighten=True)
+    if problem == local.MISSING:
+        return removed
+    if problem:
+        raise SourceError(
+            f"not removing the sign-in in {directory}: {problem}", "remove it yourself"
+        )
     # The keychain entry's signal file is touched, following links: only a file of ours.
     if (
         (directory / CACHE_FILE).exists()
         and (sys.platform == "darwin" or sys.platform.startswith("linux"))
-        and not local.private_dir_problem(directory, tighten=False)
         and not local.private_file_problem(directory / CACHE_FILE)
     ):
         with suppress(Exception):  # empty the keychain / libsecret entry behind the file

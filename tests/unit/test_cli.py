@@ -83,6 +83,30 @@ def test_wrong_usage_is_exit_2_and_one_line(
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "https://VssSessionToken:urlPw-quokka@pkgs.dev.azure.com/contoso/"],
+        ["logout", "https://u:urlPw-quokka@pkgs.dev.azure.com/contoso/"],
+        ["doctor", URL, "u:urlPw-quokka@pkgs.dev.azure.com/contoso/"],
+        ["token", URL, "--format", "https://u:urlPw-quokka@x.example/"],
+    ],
+    ids=["status", "logout", "doctor (no scheme)", "an invalid choice"],
+)
+def test_a_usage_error_never_prints_a_url_password(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """The URL pasted in the wrong place is echoed by argparse: its password is redacted
+    there as in every other line."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "urlPw-quokka" not in err
+    assert ":<redacted>@" in _one_line(err)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "https://pypi.org/simple/",
@@ -441,3 +465,23 @@ def test_status_with_the_cache_off(
 def test_logout_with_nothing_to_forget(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["logout"]) == 0
     assert capsys.readouterr() == ("forgot no sign-in and 0 cached session tokens\n", "")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX links")
+def test_logout_through_a_planted_link_clears_the_cache_and_says_what_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "account.json").write_text("theirs", encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "artifacts-keyring-nofuss").symlink_to(theirs, target_is_directory=True)
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    assert cli.main(["logout"]) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"ak-nofuss: not removing the sign-in in {data / 'artifacts-keyring-nofuss'}: it is a "
+        "symbolic link; remove it yourself\n",
+    )
+    assert (theirs / "account.json").read_text(encoding="utf-8") == "theirs"

@@ -72,6 +72,16 @@ def test_a_helper_owned_by_another_user(home: Path) -> None:
     assert isinstance(CodespacesSource().get_token(_request()), Unavailable)
 
 
+@pytest.mark.parametrize("mode", [0o777, 0o757, 0o703], ids=oct)
+def test_a_helper_others_can_write_is_never_run(home: Path, mode: int) -> None:
+    """Ours, but anyone may rewrite it: whatever they put there would run as us and hand its
+    output to pip as the token. (A group-writable one is left alone: with a umask of 002 and
+    a group of one's own, as many distributions set up users, `chmod +x` makes it so.)"""
+    _helper(home, f"echo {user_jwt()}", mode=mode)
+    assert helper_path() is None
+    assert isinstance(CodespacesSource().get_token(_request()), Unavailable)
+
+
 def test_a_link_to_a_helper_of_ours_is_followed(home: Path, tmp_path: Path) -> None:
     real = tmp_path / "real-helper"
     real.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")

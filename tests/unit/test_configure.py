@@ -450,6 +450,76 @@ def test_a_link_another_user_planted_is_not_followed(home: Path) -> None:
     assert ours.read_text(encoding="utf-8") == "[notes]\nkeep = me\n"
 
 
+@posix_only
+@pytest.mark.parametrize("where", ["middle", "directory"])
+def test_a_link_another_user_planted_further_along_is_not_followed(
+    home: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Our own link to a shared place, where another user's link (or a directory name that is
+    their link) leads on to a file of ours: only our own (or root's) links are followed, every
+    one of them, not just the first."""
+    _needs_root()
+    ours = home / "my-notes.ini"
+    ours.write_text("[notes]\nkeep = me\n", encoding="utf-8")
+    shared = home / "shared"
+    shared.mkdir(mode=0o1777)
+    if where == "middle":
+        planted = shared / "pypirc"
+        planted.symlink_to(ours)
+        (home / ".pypirc").symlink_to(planted)
+        tool, path = "twine", home / ".pypirc"
+    else:
+        (home / "elsewhere").mkdir()
+        (home / "elsewhere" / "pip.conf").symlink_to(ours)
+        planted = shared / "pip"
+        planted.symlink_to(home / "elsewhere", target_is_directory=True)
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(shared))
+        tool, path = "pip", shared / "pip" / "pip.conf"
+    os.lchown(planted, OTHER_UID, OTHER_UID)
+    with pytest.raises(Failed) as caught:
+        _setup(tool)
+    assert str(caught.value) == (
+        f"{path} leads through {planted}, a link made by another user (uid {OTHER_UID}): not "
+        "following it; remove it, or merge the lines above by hand"
+    )
+    assert ours.read_text(encoding="utf-8") == "[notes]\nkeep = me\n"
+
+
+@pytest.mark.parametrize("tool", ["twine", "pip", "uv"])
+def test_a_relative_home_is_never_the_current_directory(
+    home: Path, monkeypatch: pytest.MonkeyPatch, tool: str
+) -> None:
+    """HOME=. (or any relative HOME): ~/.pypirc, ~/.config/pip/pip.conf would be read and
+    written in the current directory, a checked-out repository's files."""
+    work = home / "checkout"
+    work.mkdir()
+    planted = "[distutils]\nindex-servers = theirs\n"
+    (work / ".pypirc").write_text(planted, encoding="utf-8")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", ".")
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    with pytest.raises(Failed) as caught:
+        _setup(tool)
+    assert str(caught.value) == (
+        "HOME is not an absolute path, and the user's configuration is never looked for in "
+        "the current directory: set HOME to your home directory"
+    )
+    assert sorted(p.name for p in work.iterdir()) == [".pypirc"]
+    assert (work / ".pypirc").read_text(encoding="utf-8") == planted
+
+
+def test_a_file_where_the_config_directory_should_be_is_one_line_with_the_fix(
+    home: Path,
+) -> None:
+    (home / ".config").write_text("", encoding="utf-8")
+    with pytest.raises(Failed) as caught:
+        _setup("pip")
+    assert str(caught.value) == (
+        f"cannot read {home / '.config' / 'pip' / 'pip.conf'} (Not a directory); merge the "
+        "lines above by hand"
+    )
+
+
 # --- uv: the form we write, and what doctor says of the others ---------------------------------
 
 

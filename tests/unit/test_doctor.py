@@ -148,3 +148,49 @@ def test_cache_and_exchange_steps_keep_their_names() -> None:
         "exchange",
         OK,
     )
+
+
+# --- the network line: the proxy the lookup uses, never its password ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        # A password with `;` or `,` (both valid in a URL's userinfo), no scheme: requests and
+        # curl take it as it is, and the rule for `..._PROXY=` in text stops at those.
+        (
+            {"https_proxy": "proxyuser:pw;rd,x@proxy.example:8080"},
+            "proxy https_proxy=proxyuser:<redacted>@proxy.example:8080",
+        ),
+        (
+            {"ALL_PROXY": "socks5h://u:pw'x@proxy.example:1080"},
+            "proxy ALL_PROXY=socks5h://u:<redacted>@proxy.example:1080",
+        ),
+        # Both spellings: the lower-case one is what the lookup uses (as requests and curl do).
+        (
+            {"HTTPS_PROXY": "http://upper.example:3128", "https_proxy": "http://lower.example:3128"},
+            "proxy https_proxy=http://lower.example:3128",
+        ),
+        (
+            {"HTTPS_PROXY": "http://u:pw@proxy.example:3128", "NO_PROXY": ".dev.azure.com"},
+            "no proxy (NO_PROXY names pkgs.dev.azure.com)",
+        ),
+    ],
+    ids=["semicolon and comma", "quote", "lower case first", "no_proxy"],
+)
+def test_the_network_line_names_the_proxy_in_use_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], shown: str
+) -> None:
+    from artifacts_keyring_nofuss import doctor
+    from artifacts_keyring_nofuss.feeds import parse_feed_url
+
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    feed = parse_feed_url(URL)
+    assert feed is not None
+    report = Report(URL)
+    doctor._network_settings(report, feed)
+    assert report.steps[-1].detail == f"{shown}, the system's trust store"
+    assert not [s for s in ("pw;rd", "pw'x", "pw@") if s in render(report, colour=False)]

@@ -539,6 +539,27 @@ def test_a_log_path_that_is_a_link_is_not_followed(
 
 
 @posix_only
+def test_a_log_path_that_is_a_hard_link_to_a_file_of_ours_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a symbolic link cannot do, a hard link can: in a shared directory, on a system
+    that lets anyone link to a file they do not own (no fs.protected_hardlinks: macOS, the
+    BSDs, some containers), another user's second name for a private file of ours (an
+    ~/.ssh/authorized_keys, a ~/.netrc) passes every other check."""
+    target = tmp_path / "authorized_keys"
+    target.write_text("mine\n", encoding="utf-8")
+    target.chmod(0o600)
+    link = tmp_path / "provider.log"
+    os.link(target, link)
+    monkeypatch.setenv(log.LOG_PATH_VAR, str(link))
+    log.debug("one")
+    assert target.read_text(encoding="utf-8") == "mine\n"
+    assert capsys.readouterr().err == _off_line(
+        link, "it has another name (a hard link), which may be a file of ours it is not"
+    )
+
+
+@posix_only
 def test_a_dangling_link_is_not_created_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -209,6 +209,24 @@ def test_forget_with_nothing_there(data: Path) -> None:
     assert signin.forget() == []
 
 
+@posix_only
+def test_forget_removes_nothing_through_a_planted_link(data: Path, tmp_path: Path) -> None:
+    """A shared XDG_DATA_HOME where someone else put a link in our directory's place: logout
+    (as root, above all) must not delete the sign-in files of whoever the link leads to."""
+    theirs = tmp_path / "someone-elses-sign-in"
+    theirs.mkdir()
+    for name in ("account.json", "msal_token_cache.json"):
+        (theirs / name).write_text("theirs", encoding="utf-8")
+    data.parent.mkdir(parents=True)
+    data.symlink_to(theirs, target_is_directory=True)
+    with pytest.raises(SourceError) as caught:
+        signin.forget()
+    assert str(caught.value) == (
+        f"not removing the sign-in in {data}: it is a symbolic link; remove it yourself"
+    )
+    assert sorted(p.name for p in theirs.iterdir()) == ["account.json", "msal_token_cache.json"]
+
+
 # ---------------------------------------------------------------- authority_for
 
 LOGIN = "https://login.microsoftonline.com"
@@ -485,6 +503,45 @@ def test_a_shared_data_home_anyone_can_rename_in_is_refused(
     _sign_in_there()
     signin.save_record(RECORD)
     assert signin.load_record() == RECORD
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o1777, 0o755])
+def test_a_data_home_another_user_owns_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    """XDG_DATA_HOME made by another user, sticky or not: its owner may rename anything in it
+    (the sticky bit binds everyone else), so between our check and msal's write they could
+    put a directory of theirs, with a link where msal writes, in ours' place."""
+    _needs_root()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    os.chown(shared, OTHER_UID, OTHER_UID)
+    monkeypatch.setenv("XDG_DATA_HOME", str(shared))
+    with pytest.raises(SourceError) as caught:
+        _sign_in_there()
+    assert str(caught.value) == (
+        f"not keeping the sign-in in {shared / local.APP_DIR}: uid {OTHER_UID} can rename "
+        f"anything in {shared} (it is theirs, sticky bit or not) and put their own directory "
+        "there; set XDG_DATA_HOME to a directory of yours and sign in again"
+    )
+    assert not (shared / local.APP_DIR / signin.PLAIN_CACHE_FILE).exists()
+    assert signin.load_record() is None
+
+
+def test_a_file_where_the_data_home_should_be_is_one_line_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    with pytest.raises(SourceError) as caught:
+        signin._private_dir()
+    assert str(caught.value) == (
+        f"cannot keep the sign-in in {blocker / local.APP_DIR} (File exists); set "
+        "XDG_DATA_HOME to a directory of yours and sign in again"
+    )
 
 
 # ---------------------------------------------------------------- the organisation's own client

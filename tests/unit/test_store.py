@@ -693,6 +693,23 @@ def test_a_cache_directory_owned_by_another_user_turns_caching_off(cache: store.
     os.chown(cache.directory, os.getuid(), os.getgid())
 
 
+def test_a_cache_directory_under_another_users_directory_turns_caching_off(
+    tmp_path: Path,
+) -> None:
+    """A shared XDG_CACHE_HOME another user made (sticky or not): they may rename anything in
+    it, ours included, so nothing is kept there."""
+    _needs_root()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    os.chown(shared, OTHER_UID, OTHER_UID)
+    cache = Store(shared / local.APP_DIR)
+    cache.put_session(KEY, _entry())
+    assert local.private_directory(cache.directory) == (
+        f"uid {OTHER_UID} can rename anything in {shared} (it is theirs, sticky bit or not)"
+    )
+    assert not cache.path.exists()
+
+
 @pytest.mark.parametrize("depth", [1, 2])
 def test_a_cache_path_under_a_regular_file(tmp_path: Path, depth: int) -> None:
     blocker = tmp_path / "file"

@@ -20,7 +20,8 @@ HELPER_NAME = "ado-auth-helper"
 
 
 def helper_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """`~/ado-auth-helper` when it is an executable regular file of this user's."""
+    """`~/ado-auth-helper` when it is an executable regular file of this user's that others
+    may not write (what they wrote there would run as us)."""
     home = local.home(environ)
     if home is None:
         return None
@@ -33,6 +34,11 @@ def helper_path(environ: Mapping[str, str] | None = None) -> Path | None:
         return None
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         _log.debug("codespaces: ignoring %s: owned by another user", path)
+        return None
+    # Not the group's write bit: a umask of 002 with a group of one's own (many distributions
+    # set users up so) makes `chmod +x` give it.
+    if os.name != "nt" and stat.S_IMODE(info.st_mode) & 0o002:
+        _log.debug("codespaces: ignoring %s: anyone can write it", path)
         return None
     return path
 
