@@ -24,7 +24,7 @@ from artifacts_keyring_nofuss.identities import Prepared, Source, TokenRequest, 
 from artifacts_keyring_nofuss.identities.given import GivenTokenSource, as_is
 from artifacts_keyring_nofuss.lookup import Engine, Result
 from artifacts_keyring_nofuss.settings import Settings
-from artifacts_keyring_nofuss.store import Store
+from artifacts_keyring_nofuss.store import REFUSAL_TTL, Store
 from artifacts_keyring_nofuss.tokens import Token
 from artifacts_keyring_nofuss.trace import APPLIED, NOT_HERE, SKIPPED
 
@@ -692,6 +692,24 @@ def test_a_policy_refusal_hands_out_the_entra_token_and_is_remembered(
     assert policy.refused == 1
     assert _alice().secret not in world.disk().path.read_text(encoding="utf-8")
     assert world.disk().refusals()[0][:2] == ("contoso", "DisablePatCreationPolicyViolation")
+
+
+@pytest.mark.parametrize("where", ["this process", "another process"])
+def test_a_refusal_is_forgotten_after_its_time_in_a_long_lived_process(
+    world: World, policy: PolicyNetwork, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """12 hours, then the token service is asked again (the policy may have been lifted),
+    whether this process heard the refusal or read it from the disk."""
+    if where == "another process":
+        assert _run(world, FEED, "azure_cli").token is not None
+    engine = world.engine()
+    assert _run(world, FEED, "azure_cli", engine).token is not None
+    assert policy.refused == 1
+    later = time.time() + REFUSAL_TTL + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    again = _run(world, FEED, "azure_cli", engine).token
+    assert again is not None and again.kind == devops.USER
+    assert policy.refused == 2
 
 
 def test_with_session_tokens_chosen_a_policy_refusal_fails_saying_what_to_set(
