@@ -18,7 +18,7 @@ from .deadline import Deadline
 from .discovery import Discovery
 from .feeds import Feed
 from .keys import Key
-from .store import Entry, Store
+from .store import REFUSAL_TTL, Entry, Store
 from .tokens import REFRESH_MARGIN, Token
 
 # A failure is said once, not once per call: twine asks twice, pdm and poetry more.
@@ -35,8 +35,9 @@ class Memory:
         self.discoveries: dict[tuple[str, str], Discovery] = {}
         # (feed host, org, scope) -> (message, until)
         self.failures: dict[tuple[str, str, str], tuple[str, float]] = {}
-        # Key.refusal -> the policy that refused to mint session tokens
-        self.refusals: dict[Key, str] = {}
+        # Key.refusal -> (the policy that refused to mint session tokens, until when: epoch
+        # seconds, as on disk; a process that outlives it must ask again, like the next one)
+        self.refusals: dict[Key, tuple[str, float]] = {}
 
     def recent_failure(self, feed: Feed) -> str | None:
         key = (feed.host, feed.org, feed.scope)
@@ -149,16 +150,19 @@ class Cache:
 
     def refusal(self, found: Discovery, identity: str) -> str | None:
         key = Key.refusal(found, identity)
-        policy = self.memory.refusals.get(key)
-        if policy is None and self.disk is not None:
-            policy = self.disk.refusal(key)
-            if policy is not None:
-                self.memory.refusals[key] = policy
-        return policy
+        held = self.memory.refusals.get(key)
+        if held is not None and held[1] <= time.time():
+            del self.memory.refusals[key]
+            held = None
+        if held is None and self.disk is not None:
+            held = self.disk.refusal(key)
+            if held is not None:
+                self.memory.refusals[key] = held
+        return None if held is None else held[0]
 
     def remember_refusal(self, found: Discovery, identity: str, policy: str, feed: Feed) -> None:
         key = Key.refusal(found, identity)
-        self.memory.refusals[key] = policy
+        self.memory.refusals[key] = (policy, time.time() + REFUSAL_TTL)
         if self.disk is not None:
             self.disk.put_refusal(key, policy, feed.org)
 

@@ -20,8 +20,19 @@ from .tokens import Token
 REFUSAL = "refusal"  # not a token: a remembered "this organisation mints none for you"
 
 
+def minted_at(found: Discovery) -> str:
+    """Where a session token is minted, and from which tenant's bearer. A token service that
+    names no organisation (`app.vssps.visualstudio.com`) mints for whichever tenant the bearer
+    is of: keyed by the service alone, one tenant's session token (or its policy's refusal)
+    would be handed to the feeds of an organisation in another tenant."""
+    # Both are validated URLs, which hold no space: the two cannot run into each other.
+    return f"{found.authorization_endpoint} {found.authority}"
+
+
 class Key(NamedTuple):
-    service: str  # where the token is good: the token service (session) or the Entra authority
+    # Where the token is good: the token service and the tenant (session, refusal; minted_at)
+    # or the Entra authority (a bearer).
+    service: str
     scope: str  # a session's vso.packaging[_write], or the Entra scope a bearer was asked for
     identity: str  # "{source}:{who}", as the source or the token's claims vouch for it
     kind: str  # devops.SESSION, USER or APPLICATION (handed-over tokens are never cached)
@@ -37,14 +48,15 @@ class Key(NamedTuple):
         """The key a token of this kind, for this identity and scope, would be kept under."""
         if kind not in (devops.SESSION, devops.USER, devops.APPLICATION):
             raise ValueError(f"tokens of kind {kind!r} are never cached")
-        service = found.authorization_endpoint if kind == devops.SESSION else found.authority
+        service = minted_at(found) if kind == devops.SESSION else found.authority
         return cls(service=service, scope=scope, identity=identity, kind=kind)
 
     @classmethod
     def refusal(cls, found: Discovery, identity: str) -> Key:
         """Where an organisation's refusal to mint session tokens for an identity is kept (its
-        policy's name; no token): the token service and the identity, whatever the scope."""
-        return cls(found.authorization_endpoint, "*", identity, REFUSAL)
+        policy's name; no token): the token service, the tenant and the identity, whatever the
+        scope."""
+        return cls(minted_at(found), "*", identity, REFUSAL)
 
     @classmethod
     def minting(cls, feed: Feed, identity: str) -> Key:

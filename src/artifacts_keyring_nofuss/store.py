@@ -127,8 +127,9 @@ class Store:
             return None
         return entry
 
-    def refusal(self, key: Key, now: float | None = None) -> str | None:
-        """The policy that refused to mint session tokens for this key, while remembered."""
+    def refusal(self, key: Key, now: float | None = None) -> tuple[str, float] | None:
+        """(the policy that refused to mint session tokens for this key, until when), while
+        remembered."""
         entry = self.load()["refusals"].get(key.digest())
         if not isinstance(entry, dict):
             return None
@@ -137,7 +138,7 @@ class Store:
             return None
         if expires <= (time.time() if now is None else now):
             return None
-        return _log.printable(policy)[:100]
+        return _log.printable(policy)[:100], float(expires)
 
     def put_refusal(self, key: Key, policy: str, org: str) -> None:
         """Remember a refusal (no secret: the policy's name, the organisation, when to forget)."""

@@ -789,6 +789,38 @@ def test_anything_unclear_in_azs_cache_runs_az(fake_az: FakeAz, change: dict[str
     assert fake_az.argv_file.exists()  # az ran
 
 
+# JSON values where msal writes text: a list or an object cannot even be looked up in a set.
+NOT_TEXT: list[Any] = [["login.microsoftonline.com"], {"a": 1}, None, 7]
+
+
+@pytest.mark.parametrize("value", NOT_TEXT)
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("Account", "home_account_id"),
+        ("Account", "environment"),
+        ("Account", "username"),
+        ("AccessToken", "home_account_id"),
+        ("AccessToken", "environment"),
+        ("AccessToken", "client_id"),
+        ("AccessToken", "realm"),
+    ],
+)
+def test_a_field_that_is_not_text_runs_az(
+    fake_az: FakeAz, section: str, field: str, value: object
+) -> None:
+    fake_az.prints(_az_json(user_jwt()))
+    _write_profile(_profile(_subscription()))
+    data = _cache()
+    entries = data[section]
+    assert isinstance(entries, dict)
+    for entry in entries.values():
+        entry[field] = value
+    _write_cache(data)
+    assert isinstance(_get(), Token)
+    assert fake_az.argv_file.exists()
+
+
 @pytest.mark.parametrize(
     "content", ["", "not json", "[]", '{"AccessToken": []}', "{" * 10_000, '{"Account": {}}']
 )

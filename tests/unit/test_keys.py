@@ -36,12 +36,25 @@ def _token(
     )
 
 
-def test_a_session_is_keyed_by_the_token_service_a_bearer_by_the_authority() -> None:
+def test_a_session_is_keyed_by_the_token_service_and_tenant_a_bearer_by_the_authority() -> None:
     session = Key.of(_token(devops.SESSION, scope="vso.packaging"), FOUND)
     bearer = Key.of(_token(devops.USER), FOUND)
-    assert session.service == FOUND.authorization_endpoint
+    assert session.service == f"{FOUND.authorization_endpoint} {FOUND.authority}"
     assert bearer.service == FOUND.authority
     assert bearer.scope == devops.DEFAULT_SCOPE
+
+
+def test_a_token_service_of_no_organisation_keeps_each_tenants_own() -> None:
+    """app.vssps mints from whichever tenant's bearer it is given: neither a session nor a
+    refusal of one tenant is another's."""
+    other = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    one = FOUND._replace(authorization_endpoint="https://app.vssps.visualstudio.com/")
+    two = one._replace(tenant=other, authority=f"https://login.microsoftonline.com/{other}")
+    alice = "azure_cli:alice@contoso.com"
+    assert Key.expect(one, devops.SESSION, "vso.packaging", alice) != Key.expect(
+        two, devops.SESSION, "vso.packaging", alice
+    )
+    assert Key.refusal(one, alice).digest() != Key.refusal(two, alice).digest()
 
 
 def test_of_and_expect_agree() -> None:

@@ -24,11 +24,11 @@ from artifacts_keyring_nofuss.identities import Prepared, Source, TokenRequest, 
 from artifacts_keyring_nofuss.identities.given import GivenTokenSource, as_is
 from artifacts_keyring_nofuss.lookup import Engine, Result
 from artifacts_keyring_nofuss.settings import Settings
-from artifacts_keyring_nofuss.store import Store
+from artifacts_keyring_nofuss.store import REFUSAL_TTL, Store
 from artifacts_keyring_nofuss.tokens import Token
 from artifacts_keyring_nofuss.trace import APPLIED, NOT_HERE, SKIPPED
 
-from .helpers import TENANT, USER_OID, app_jwt, feed, response, user_jwt
+from .helpers import OTHER_TENANT, TENANT, USER_OID, app_jwt, feed, response, user_jwt
 
 PAT = "4xqkz7hvb2mny6wpt3rdc5sjl8fgae9u0oi1qwertyuiopasdfgh"
 LOGIN = "https://login.microsoftonline.com"
@@ -694,6 +694,24 @@ def test_a_policy_refusal_hands_out_the_entra_token_and_is_remembered(
     assert world.disk().refusals()[0][:2] == ("contoso", "DisablePatCreationPolicyViolation")
 
 
+@pytest.mark.parametrize("where", ["this process", "another process"])
+def test_a_refusal_is_forgotten_after_its_time_in_a_long_lived_process(
+    world: World, policy: PolicyNetwork, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """12 hours, then the token service is asked again (the policy may have been lifted),
+    whether this process heard the refusal or read it from the disk."""
+    if where == "another process":
+        assert _run(world, FEED, "azure_cli").token is not None
+    engine = world.engine()
+    assert _run(world, FEED, "azure_cli", engine).token is not None
+    assert policy.refused == 1
+    later = time.time() + REFUSAL_TTL + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    again = _run(world, FEED, "azure_cli", engine).token
+    assert again is not None and again.kind == devops.USER
+    assert policy.refused == 2
+
+
 def test_with_session_tokens_chosen_a_policy_refusal_fails_saying_what_to_set(
     world: World, policy: PolicyNetwork
 ) -> None:
@@ -740,3 +758,91 @@ def test_other_exchange_failures_keep_their_meaning(world: World) -> None:
     result = _run(world, FEED, "azure_cli")
     assert result.token is None
     assert world.disk().refusals() == []
+
+
+# --- a token service that names no organisation (app.vssps) serves every tenant -------------------
+
+GLOBAL_SERVICE = "https://app.vssps.visualstudio.com/"
+LEGACY_CONTOSO = feed("https://contoso.pkgs.visualstudio.com/_packaging/shared/pypi/simple/")
+LEGACY_FABRIKAM = feed("https://fabrikam.pkgs.visualstudio.com/_packaging/shared/pypi/simple/")
+TENANTS = {LEGACY_CONTOSO.host: TENANT, LEGACY_FABRIKAM.host: OTHER_TENANT}
+
+
+@dataclass
+class GlobalServiceNetwork(FakeNetwork):
+    """Two organisations in two tenants whose feeds both point at app.vssps, which mints from
+    whichever tenant's bearer it is given; `policy_tenants`: tenants whose policy refuses."""
+
+    policy_tenants: set[str] = field(default_factory=set)
+
+    def get(self, url: str, bearer: str | None = None) -> Response:
+        self.gets.append(url)
+        tenant = next(t for host, t in TENANTS.items() if f"//{host}/" in url)
+        return response(
+            401,
+            [
+                ("WWW-Authenticate", f"Bearer authorization_uri={LOGIN}/{tenant}"),
+                ("X-VSS-ResourceTenant", tenant),
+                ("X-VSS-AuthorizationEndpoint", GLOBAL_SERVICE),
+            ],
+        )
+
+    def post_json(
+        self, url: str, body: dict[str, Any], bearer: str, replay_safe: bool = False
+    ) -> Response:
+        tid = Token.from_secret(bearer, "x").identity.split(":", 1)[1].split("/")[0]
+        if tid in self.policy_tenants:
+            return response(403, [("Content-Type", "application/json")], POLICY_ERROR)
+        return super().post_json(url, body, bearer, replay_safe)
+
+
+def _alice_in(tenant: str) -> Token:
+    """az's token for alice in `tenant` (a guest in the other): the same account, vouched for
+    by the same profile, whatever the tenant."""
+    return Token.from_secret(
+        user_jwt(tid=tenant), "azure_cli", identity="azure_cli:alice@contoso.com"
+    )
+
+
+@pytest.fixture
+def two_tenants(world: World) -> GlobalServiceNetwork:
+    world.network = GlobalServiceNetwork()
+    world.sources["azure_cli"] = FakeSource(
+        {LEGACY_CONTOSO.label: _alice_in(TENANT), LEGACY_FABRIKAM.label: _alice_in(OTHER_TENANT)},
+        identity="azure_cli:alice@contoso.com",
+    )
+    return world.network
+
+
+def test_a_session_from_a_global_token_service_stays_with_its_tenant(
+    world: World, two_tenants: GlobalServiceNetwork
+) -> None:
+    engine = world.engine()
+    contoso = _run(world, LEGACY_CONTOSO, "azure_cli", engine).token
+    fabrikam = _run(world, LEGACY_FABRIKAM, "azure_cli", engine).token
+    assert contoso is not None and fabrikam is not None
+    # fabrikam's token is minted from fabrikam's tenant's bearer, not contoso's handed on
+    assert [e[2] for e in two_tenants.exchanges] == [
+        _alice_in(TENANT).secret,
+        _alice_in(OTHER_TENANT).secret,
+    ]
+    assert fabrikam.secret != contoso.secret
+    # and each is found again for its own organisation, in this process and the next
+    for engine_now in (engine, world.engine()):
+        again = _run(world, LEGACY_CONTOSO, "azure_cli", engine_now).token
+        assert again is not None and again.secret == contoso.secret
+    assert len(two_tenants.exchanges) == 2
+
+
+def test_a_policy_refusal_in_one_tenant_is_not_remembered_for_another(
+    world: World, two_tenants: GlobalServiceNetwork
+) -> None:
+    two_tenants.policy_tenants.add(TENANT)
+    engine = world.engine()
+    contoso = _run(world, LEGACY_CONTOSO, "azure_cli", engine).token
+    assert contoso is not None and contoso.kind == devops.USER  # refused: the Entra token
+    for engine_now in (engine, world.engine()):
+        fabrikam = _run(world, LEGACY_FABRIKAM, "azure_cli", engine_now).token
+        # fabrikam's tenant never refused: its lookup asks, and gets a session token
+        assert fabrikam is not None and fabrikam.kind == devops.SESSION
+    assert [e[2] for e in two_tenants.exchanges] == [_alice_in(OTHER_TENANT).secret]

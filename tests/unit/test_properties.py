@@ -58,7 +58,7 @@ from artifacts_keyring_nofuss.exchange import session_token
 from artifacts_keyring_nofuss.feeds import FEED_HOSTS, Feed, parse_feed_url
 from artifacts_keyring_nofuss.http import NetworkError, Response
 from artifacts_keyring_nofuss.identities import Prepared, TokenRequest, Unavailable, azure_cli
-from artifacts_keyring_nofuss.keys import Key
+from artifacts_keyring_nofuss.keys import Key, minted_at
 from artifacts_keyring_nofuss.lookup import Engine
 from artifacts_keyring_nofuss.settings import Settings
 from artifacts_keyring_nofuss.tokens import Token
@@ -1064,17 +1064,19 @@ def warm_store(draw: st.DrawFn, feed: Feed, identity: str | None) -> bytes:
     entry = draw(SESSION_ENTRIES)
     if isinstance(entry, dict) and draw(st.booleans()):
         entry.update(org=feed.org, scope=feed.scope, identity=identity or "")
+    authority = f"https://login.microsoftonline.com/{TENANT}"
+    minted = minted_at(Discovery(TENANT, authority, service))
     document = {
         "version": store.FORMAT,
         "discovery": {
             store.discovery_key(feed.host, feed.org): {
                 "tenant": draw(st.one_of(st.just(TENANT), TENANTS, st.none())),
-                "authority": f"https://login.microsoftonline.com/{TENANT}",
+                "authority": authority,
                 "token_service": service,
                 "expires": draw(STORE_NUMBERS),
             }
         },
-        "sessions": {Key(service, feed.scope, identity or "", devops.SESSION).digest(): entry},
+        "sessions": {Key(minted, feed.scope, identity or "", devops.SESSION).digest(): entry},
     }
     return dumps(document)
 

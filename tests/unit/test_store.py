@@ -1000,7 +1000,9 @@ def test_a_refusal_is_remembered_with_its_expiry_and_no_secret(cache: store.Stor
 
     key = Key(SERVICE, "*", IDENTITY, REFUSAL)
     cache.put_refusal(key, "DisablePatCreationPolicyViolation", "contoso")
-    assert cache.refusal(key) == "DisablePatCreationPolicyViolation"
+    policy, until = cache.refusal(key) or ("", 0.0)
+    assert policy == "DisablePatCreationPolicyViolation"
+    assert time.time() < until <= time.time() + store.REFUSAL_TTL
     assert cache.refusal(Key(SERVICE, "*", "azure_cli:bob@contoso.com", REFUSAL)) is None
     assert cache.refusal(key, now=time.time() + store.REFUSAL_TTL + 1) is None
     assert cache.refusals()[0][:2] == ("contoso", "DisablePatCreationPolicyViolation")

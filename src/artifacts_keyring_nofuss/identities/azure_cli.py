@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from artifacts_keyring_nofuss import claims as _claims
 from artifacts_keyring_nofuss import endpoints, local
@@ -104,12 +105,11 @@ def cached_access_token(
     if not isinstance(accounts, dict) or not isinstance(tokens, dict):
         return None
     homes = {
-        entry.get("home_account_id")
+        _text(entry, "home_account_id")
         for entry in accounts.values()
         if isinstance(entry, dict)
-        and isinstance(entry.get("username"), str)
-        and entry["username"].lower() == account
-        and entry.get("environment") in endpoints.LOGIN_HOSTS
+        and (_text(entry, "username") or "").lower() == account
+        and _text(entry, "environment") in endpoints.LOGIN_HOSTS
     }
     homes.discard(None)
     if len(homes) != 1:
@@ -117,9 +117,9 @@ def cached_access_token(
     moment = time.time() if now is None else now
     best: tuple[float, str] | None = None
     for entry in tokens.values():
-        if not isinstance(entry, dict) or entry.get("home_account_id") not in homes:
+        if not isinstance(entry, dict) or _text(entry, "home_account_id") not in homes:
             continue
-        if entry.get("client_id") != AZ_CLIENT_ID or entry.get("environment") not in (
+        if entry.get("client_id") != AZ_CLIENT_ID or _text(entry, "environment") not in (
             endpoints.LOGIN_HOSTS
         ):
             continue
@@ -148,6 +148,13 @@ def cached_access_token(
     if _claims.tenant(claims) != tenant.lower() and _claims.tenant(claims) != tenant:
         return None
     return secret, stamp
+
+
+def _text(entry: dict[str, Any], name: str) -> str | None:
+    """A field msal writes as text, or None: a list or an object there cannot even be looked up
+    in a set (TypeError), and the lookup must run az instead, never stop."""
+    value = entry.get(name)
+    return value if isinstance(value, str) else None
 
 
 def signed_in_account(environ: Mapping[str, str] | None = None) -> str | None:
