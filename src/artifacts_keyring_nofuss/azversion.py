@@ -17,6 +17,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from . import local
+
 # azure-cli releases known to break Azure DevOps tokens, and why. 2.83.0 stopped finding tokens
 # for resources other than ARM (Azure DevOps among them) in its MSAL cache: `az account
 # get-access-token --resource 499b84ac-...` fails with "Can't find token from MSAL cache"
@@ -118,19 +120,13 @@ def _dist_info_version(info: Path) -> str | None:
 
 def _version_from_running(az: str, timeout: float) -> str | None:
     try:
-        done = subprocess.run(
-            [az, "version", "--output", "json"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+        done = local.run_program([az, "version", "--output", "json"], timeout)
+    except (OSError, subprocess.SubprocessError, local.TooMuchOutput):
         return None
     if done.returncode != 0:
         return None
     try:
-        data = json.loads(done.stdout[: 1024 * 1024].decode("utf-8"))
+        data = json.loads(done.stdout.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     value = data.get("azure-cli") if isinstance(data, dict) else None

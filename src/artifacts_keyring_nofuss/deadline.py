@@ -60,7 +60,10 @@ class Deadline:
 
         worker = threading.Thread(target=target, name="nofuss-lookup", daemon=True)
         worker.start()
-        worker.join(self.remaining())
+        # The work may extend the deadline while it runs (a person at a sign-in prompt): wait
+        # for the end as it stands, not as it stood when the work began.
+        while worker.is_alive() and not self.expired():
+            worker.join(self.remaining())
         if worker.is_alive():
             raise self.exceeded(doing)
         if failure:

@@ -421,7 +421,9 @@ def retry_after_seconds(value: str | None) -> float | None:
     import email.utils
 
     text = value.strip()
-    if text.isdigit():
+    # ASCII digits only: str.isdigit() also takes a superscript two (Latin-1 byte 0xB2, as
+    # http.client decodes headers), which float() then refuses.
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)

@@ -8,12 +8,15 @@ warm path uses it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO, NamedTuple
 
 APP_DIR = "artifacts-keyring-nofuss"
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -101,6 +104,98 @@ def find_on_path(names: tuple[str, ...], path: str | None = None) -> str | None:
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return str(candidate)
     return None
+
+
+# --- programs we run: az, ~/ado-auth-helper ----------------------------------------------------
+
+# A token answer is a few kilobytes; az's errors a few lines.
+OUTPUT_LIMIT = 1024 * 1024
+# Once the program has exited, how long its output may take to drain: a child it left behind
+# (telemetry, a daemon) may hold the pipes open long after the answer is complete.
+_DRAIN = 0.5
+
+
+class Ran(NamedTuple):
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+class TooMuchOutput(Exception):
+    """The program printed more than we read; it was stopped."""
+
+
+class _Reader:
+    """Reads one pipe on a thread of its own, up to a limit; kills the program past it."""
+
+    def __init__(self, pipe: IO[bytes], limit: int, stop: Callable[[], None]) -> None:
+        import threading
+
+        self.chunks: list[bytes] = []
+        self.overflow = False
+        self._pipe, self._limit, self._stop = pipe, limit, stop
+        self.thread = threading.Thread(target=self._read, name="nofuss-output", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        size = 0
+        try:
+            while True:
+                chunk = os.read(self._pipe.fileno(), 65536)
+                if not chunk:
+                    return
+                size += len(chunk)
+                if size > self._limit:
+                    self.overflow = True
+                    self._stop()
+                    return
+                self.chunks.append(chunk)
+        except OSError:
+            return
+        finally:
+            # Closed only here: another thread closing it while this one reads could hand the
+            # number to a new file, read from in its place.
+            self._pipe.close()
+
+    def data(self) -> bytes:
+        return b"".join(list(self.chunks))
+
+
+def run_program(command: list[str], timeout: float, limit: int = OUTPUT_LIMIT) -> Ran:
+    """Run a program with no stdin and return its exit status and outputs, once it has exited.
+
+    subprocess.run(capture_output=True) waits for the end of its outputs, not of the program:
+    a child it leaves behind holding them turns an answer into a timeout, and it keeps what a
+    runaway program prints, gigabytes within a lookup's deadline. Here each output is read up
+    to `limit` bytes (TooMuchOutput past it, the program killed), and once the program has
+    exited what it printed is taken as it is. subprocess.TimeoutExpired after `timeout`
+    seconds (the program killed), OSError when it cannot be started.
+    """
+    import subprocess
+
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+    def stop() -> None:
+        with contextlib.suppress(OSError):
+            process.kill()
+
+    assert process.stdout is not None and process.stderr is not None  # noqa: S101 - PIPE
+    readers = [_Reader(process.stdout, limit, stop), _Reader(process.stderr, limit, stop)]
+    try:
+        returncode = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(_DRAIN)
+        raise
+    end = time.monotonic() + _DRAIN
+    for reader in readers:
+        reader.thread.join(max(0.0, end - time.monotonic()))
+    if any(reader.overflow for reader in readers):
+        raise TooMuchOutput(f"more than {limit // 1024} KiB")
+    return Ran(returncode, readers[0].data(), readers[1].data())
 
 
 def read_regular(path: Path, limit: int, own: bool = False) -> bytes | None:

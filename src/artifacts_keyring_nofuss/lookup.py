@@ -380,9 +380,8 @@ class _Lookup:
         """One source's answer: a token, or None (its reason in the trace)."""
         name = spec.name
         request = self._request()
-        if spec.prompts:
-            # A person at a sign-in prompt is not a hung network.
-            self.deadline.extend(self.settings.device_flow_timeout + self.deadline.seconds)
+        # A source that puts a prompt in front of a person extends the deadline itself, and
+        # only then: a silent sign-in that hangs is a hung network like any other.
         try:
             if spec.needs_discovery:
                 got = self.deadline.run(name, lambda: source.get_token(request))
@@ -393,8 +392,6 @@ class _Lookup:
         except SourceError as exc:
             self.trace.add(_trace.SOURCE, name, _trace.FAILED, exc.what, exc.fix)
             return None
-        if spec.prompts:
-            self.deadline.extend(self.deadline.seconds)
         if isinstance(got, identities.Unavailable):
             self._unavailable(name, got)
             return None

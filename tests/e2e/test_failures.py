@@ -3,11 +3,16 @@ and no token goes anywhere it must not."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
+
+import pytest
 
 from .helpers import run
-from .scenarios import bin_path, keyring, one_line_message, signed_in
+from .scenarios import bin_path, feed_accepts, keyring, one_line_message, signed_in, spoken
 from .sim import world
+from .sim.azcli import AZ
 from .sim.server import Simulator
 
 
@@ -119,3 +124,54 @@ def test_a_hanging_az_is_cut_off_by_its_timeout(sim: Simulator, client_env: dict
     line = one_line_message(done.stderr)
     assert "did not finish in 2 s" in line
     assert "ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT" in line
+
+
+def _az_first(env: dict[str, str], bin_dir: Path, script: str) -> dict[str, str]:
+    """An `az` first on PATH that runs `script` (bash), with the fake az as $REAL_AZ."""
+    bin_dir.mkdir()
+    wrapper = bin_dir / "az"
+    wrapper.write_text(f"#!/bin/bash\n{script}\n", encoding="utf-8")
+    wrapper.chmod(0o755)
+    return dict(env, PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", REAL_AZ=str(AZ))
+
+
+def test_an_az_that_leaves_a_child_holding_its_output_still_answers(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path
+) -> None:
+    # az answers and exits, but a child it started (telemetry, a daemon) inherited its stdout
+    # and stderr: the answer is complete, only the end of file never comes.
+    env = _az_first(
+        signed_in(client_env),
+        tmp_path / "bin",
+        'out=$("$REAL_AZ" "$@"); rc=$?; printf "%s\\n" "$out"; (sleep 60) & exit $rc',
+    )
+    started = time.monotonic()
+    done = keyring(env, "get", world.SHARED_INDEX, "VssSessionToken")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 10
+    assert feed_accepts(sim, world.SHARED_INDEX, done.stdout.strip()) == 200
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keyring", "get", world.SHARED_INDEX, "VssSessionToken"],
+        ["ak-nofuss", "token", world.SHARED_INDEX],
+    ],
+    ids=["keyring-get", "ak-nofuss-token"],
+)
+def test_an_az_that_prints_without_end_is_one_line_at_once(
+    sim: Simulator, client_env: dict[str, str], tmp_path: Path, command: list[str]
+) -> None:
+    # Kept whole, `yes` fills gigabytes of memory within the lookup's deadline.
+    env = _az_first(client_env, tmp_path / "bin", "exec yes 0123456789abcdef")
+    env["ARTIFACTS_KEYRING_NOFUSS_TIMEOUT"] = "8"
+    started = time.monotonic()
+    done = run(command, env)
+    assert time.monotonic() - started < 5
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    (line,) = spoken(done.stderr)
+    assert "`az account get-access-token` printed more than 1024 KiB" in line
+    assert sim.count("exchange") == 0

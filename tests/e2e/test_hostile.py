@@ -274,6 +274,13 @@ CASES: list[Case] = [
         discovery=True,
     ),
     refused("discovery-503-always", on_discovery(*[503] * ALWAYS), "503", discovery=True),
+    # A Retry-After byte that Python calls a digit (superscript two) but cannot read as one.
+    refused(
+        "discovery-503-retry-after-superscript",
+        on_discovery(*[(503, {"Retry-After": b"\xb2"})] * ALWAYS),
+        "503",
+        discovery=True,
+    ),
     refused(
         "discovery-reset-always",
         on_discovery(*["reset"] * ALWAYS),
@@ -312,6 +319,12 @@ CASES: list[Case] = [
     ),
     # The token service fails, slowly or at once; what may have been acted on is not re-sent.
     refused("exchange-500-always", on_exchange(*[500] * ALWAYS), "500", max_exchanges=1),
+    refused(
+        "exchange-503-retry-after-superscript",
+        on_exchange(*[(503, {"Retry-After": b"\xb2"})] * ALWAYS),
+        "503",
+        max_exchanges=3,
+    ),
     # Minting is harmless to repeat: a connection that drops is retried, within the deadline.
     refused(
         "exchange-reset-always",

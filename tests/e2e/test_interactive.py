@@ -201,6 +201,36 @@ def test_a_sign_in_nobody_completes_times_out(sim: Simulator, no_az: dict[str, s
     assert sim.count("exchange") == 0
 
 
+@pytest.mark.parametrize(
+    "command",
+    [keyring_get(world.SHARED_UPLOAD), ["ak-nofuss", "token", world.SHARED_UPLOAD]],
+    ids=["keyring-get", "ak-nofuss-token"],
+)
+def test_a_silent_refresh_that_stalls_ends_within_the_lookups_deadline(
+    sim: Simulator, no_az: dict[str, str], command: list[str]
+) -> None:
+    # Signed in, with an access token msal must refresh (under its five minutes); then Entra's
+    # token endpoint stops answering. No prompt is shown (none may be): the stalled refresh is
+    # a hung network, held to the lookup's deadline, not to the sign-in's 90 s on top of it.
+    sim.set_token_lifetime(user=120)
+    sim.set_device_flow(user=world.BOB, approve_after_polls=1, interval=1)
+    assert run_with_terminal(keyring_get(), no_az, timeout=60).returncode == 0
+    sim.fail("login.microsoftonline.com", r"/oauth2/v2\.0/token", [("stall", 300)] * 5)
+    env = dict(
+        no_az, ARTIFACTS_KEYRING_NOFUSS_TIMEOUT="5", ARTIFACTS_KEYRING_NONINTERACTIVE_MODE="true"
+    )
+    started = time.monotonic()
+    done = run(command, env, timeout=200)
+    assert time.monotonic() - started < 5 + 4
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    (line,) = spoken(done.stderr)
+    assert "did not finish within the lookup's 5 s" in line
+    assert "ARTIFACTS_KEYRING_NOFUSS_TIMEOUT" in line
+    assert sim.count("exchange") == 1  # the first sign-in's only
+
+
 # --- uv holds the keyring's stderr: the prompt still reaches the person -----------------------
 
 

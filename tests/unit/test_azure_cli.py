@@ -409,6 +409,37 @@ def test_a_timeout_is_a_source_error_naming_the_setting(
     assert "ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT" in str(caught.value)
 
 
+def test_an_az_that_leaves_a_child_holding_its_output_still_answers(
+    fake_az: FakeAz, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # az has answered and exited, but something it started (telemetry, a daemon) inherited its
+    # stdout and stderr: no end of file comes until that child exits.
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT", "10")
+    token = user_jwt()
+    data = fake_az.bin_dir / "stdout.txt"
+    data.write_text(json.dumps(_az_json(token)), encoding="utf-8")
+    fake_az.install(f'cat "{data}"\n(sleep 30) &\nexit 0')
+    started = time.monotonic()
+    got = _get()
+    assert time.monotonic() - started < 3
+    assert isinstance(got, Token)
+    assert got.secret == token
+
+
+def test_an_az_that_prints_without_end_is_stopped_at_once(
+    fake_az: FakeAz, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read into memory without a bound, `yes` fills gigabytes within the lookup's deadline
+    # (a process killed for want of memory: no line at all). Two seconds keep the test small.
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT", "2")
+    fake_az.install("exec yes 0123456789abcdef")
+    started = time.monotonic()
+    with pytest.raises(SourceError) as caught:
+        _get()
+    assert time.monotonic() - started < 3
+    assert "printed more than" in str(caught.value)
+
+
 def test_an_az_that_cannot_be_executed(fake_az: FakeAz) -> None:
     _executable(fake_az.bin_dir / "az", "\x7fELF not really a program")
     with pytest.raises(SourceError, match="cannot run"):

@@ -168,6 +168,27 @@ def test_a_hung_helper_is_bounded_by_the_lookups_deadline(home: Path) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_helper_that_leaves_a_child_holding_its_output_still_answers(home: Path) -> None:
+    token = user_jwt()
+    _helper(home, f'echo "{token}"\n(sleep 30) &\nexit 0')
+    started = time.monotonic()
+    got = CodespacesSource().get_token(_request())
+    assert time.monotonic() - started < 3
+    assert isinstance(got, Token)
+    assert got.secret == token
+
+
+def test_a_helper_that_prints_without_end_is_stopped_at_once(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_KEYRING_NOFUSS_AZ_TIMEOUT", "2")  # keeps the test small
+    _helper(home, "exec yes 0123456789abcdef")
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="printed more than"):
+        CodespacesSource().get_token(_request())
+    assert time.monotonic() - started < 3
+
+
 def test_the_helper_gets_no_stdin(home: Path) -> None:
     # A helper that reads stdin would hang a pip install waiting for a person; it gets EOF.
     token = user_jwt()

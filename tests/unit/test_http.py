@@ -93,6 +93,13 @@ def test_retry_after_is_honoured(slept: list[float], form: str) -> None:
     assert 0.5 <= slept[0] <= 2.0
 
 
+def test_a_retry_after_that_is_not_a_number_means_the_usual_backoff(slept: list[float]) -> None:
+    script = Script([_answer(503, (("Retry-After", "\xb2"),)), _answer(200)])
+    assert _http(script).get(FEED_URL).status == 200
+    assert len(slept) == 1
+    assert slept[0] <= http.BACKOFF * 1.5
+
+
 def test_a_retry_after_beyond_the_deadline_returns_the_answer_now(slept: list[float]) -> None:
     script = Script([_answer(503, (("Retry-After", "120"),)), _answer(200)])
     assert _http(script, seconds=5).get(FEED_URL).status == 503
@@ -110,6 +117,8 @@ def test_a_retry_after_beyond_the_deadline_returns_the_answer_now(slept: list[fl
         ("1.5", None),
         ("soon", None),
         ("x" * 100, None),
+        ("\xb2", None),  # a Latin-1 byte that str.isdigit() calls a digit; float() does not
+        ("\u0661\u0662", None),  # digits, but not HTTP's
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: at once
         (None, None),
     ],

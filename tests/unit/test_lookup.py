@@ -614,6 +614,44 @@ def test_a_hanging_source_ends_within_the_deadline(world: World) -> None:
     assert "raise ARTIFACTS_KEYRING_NOFUSS_TIMEOUT" in result.failure
 
 
+def test_a_silent_sign_in_that_hangs_ends_within_the_deadline(world: World) -> None:
+    # The interactive source asking msal silently, with no prompt shown (none possible): a
+    # stalled refresh is a hung network like any other, not a person at a prompt.
+    release = threading.Event()
+
+    class Silent:
+        def prepare(self, request: TokenRequest) -> Prepared:
+            return Prepared("interactive:bob")
+
+        def get_token(self, request: TokenRequest) -> Token:
+            release.wait(30)
+            return _user()
+
+    world.sources["interactive"] = Silent()
+    started = time.monotonic()
+    result = _run(world, FEED, "interactive", ARTIFACTS_KEYRING_NOFUSS_TIMEOUT="1")
+    release.set()
+    assert time.monotonic() - started < 3
+    assert result.failure is not None
+    assert "did not finish within the lookup's 1 s" in result.failure
+
+
+def test_a_source_at_a_prompt_extends_the_deadline_while_it_waits(world: World) -> None:
+    class Prompting:
+        def prepare(self, request: TokenRequest) -> Prepared:
+            return Prepared("interactive:bob")
+
+        def get_token(self, request: TokenRequest) -> Token:
+            request.deadline.extend(3)  # a person is reading the device code
+            time.sleep(1.5)
+            return _user(identity="interactive:bob")
+
+    world.sources["interactive"] = Prompting()
+    result = _run(world, FEED, "interactive", ARTIFACTS_KEYRING_NOFUSS_TIMEOUT="1")
+    assert result.failure is None
+    assert result.token is not None
+
+
 def test_the_trace_is_what_the_lookup_did(world: World) -> None:
     world.sources.update(
         token=FakeSource({"*": Unavailable("not set")}),

@@ -68,7 +68,8 @@ class Spec(NamedTuple):
     # It can say who it would answer as before minting a token, so a token it minted earlier
     # (in this process, or a session token on disk) can be found without asking it.
     knows_identity: bool
-    # It may put a prompt in front of a person (the lookup's deadline then waits for them).
+    # It may put a prompt in front of a person (it extends the lookup's deadline while one is
+    # shown, and only then).
     prompts: bool = False
 
 

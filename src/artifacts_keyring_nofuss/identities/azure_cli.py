@@ -218,17 +218,16 @@ class AzureCliSource:
         timeout = min(request.settings.az_timeout, max(0.5, request.deadline.remaining()))
         _log.debug("azure_cli: running %s", " ".join(command[1:]))
         try:
-            done = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
+            done = local.run_program(command, timeout)
         except subprocess.TimeoutExpired:
             raise SourceError(
                 f"`az account get-access-token` did not finish in {timeout:g} s",
                 f"raise {AZ_TIMEOUT_VAR} if az is just slow here",
+            ) from None
+        except local.TooMuchOutput as exc:
+            raise SourceError(
+                f"`az account get-access-token` printed {exc}, not a token",
+                "run it yourself to see why; reinstall the Azure CLI if it stays so",
             ) from None
         except OSError as exc:
             raise SourceError(

@@ -60,16 +60,14 @@ class CodespacesSource:
         timeout = min(request.settings.az_timeout, max(0.5, request.deadline.remaining()))
         _log.debug("codespaces: running %s get-access-token", helper)
         try:
-            done = subprocess.run(
-                [str(helper), "get-access-token"],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
+            done = local.run_program([str(helper), "get-access-token"], timeout)
         except subprocess.TimeoutExpired:
             raise SourceError(
                 f"~/{HELPER_NAME} did not answer in {timeout:.0f} s", "reload the Codespace window"
+            ) from None
+        except local.TooMuchOutput as exc:
+            raise SourceError(
+                f"~/{HELPER_NAME} printed {exc}, not a token", "reload the Codespace window"
             ) from None
         except OSError as exc:
             raise SourceError(

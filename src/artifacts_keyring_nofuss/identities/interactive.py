@@ -94,6 +94,9 @@ class InteractiveSource:
                 terminal.write(f"{_log.PREFIX}sign in to read {request.feed.label}: {message}\n")
                 terminal.flush()
 
+            # A person at a sign-in prompt is not a hung network: the lookup waits for them,
+            # and only now that a prompt is shown (a silent sign-in keeps the lookup's deadline).
+            request.deadline.extend(timeout + request.deadline.seconds)
             try:
                 result = session.device_code(say, timeout, scopes)
             except SourceError:
@@ -102,4 +105,5 @@ class InteractiveSource:
             record = session.record(result, authority)
             signin.save_record(record)
             terminal.write(f"{_log.PREFIX}signed in.\n")
+        request.deadline.extend(request.deadline.seconds)  # the exchange gets its own budget
         return signin.token_from(result, SOURCE, record.identity, scopes)
