@@ -330,22 +330,20 @@ def _username(url: str) -> str | None:
 
 
 def _network_settings(report: Report, feed: Feed) -> None:
-    from .http import proxy_for
+    from .http import NO_PROXY_VARS, PROXY_VARS, first_set, proxy_for
 
-    # The variable the lookup takes its proxy from (http.proxy_for's order), and whether
-    # NO_PROXY skips it for this feed: what the requests will really do.
-    proxy_var = next(
-        (v for v in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY") if _set(v)), None
-    )
-    if proxy_var is None:
+    # The variable the lookup takes its proxy from, and whether NO_PROXY skips it for this
+    # feed: what the requests will really do.
+    found = first_set(os.environ, PROXY_VARS)
+    no_proxy = first_set(os.environ, NO_PROXY_VARS)
+    if found is None:
         proxy = "no proxy"
-    elif proxy_for(feed.index_url, os.environ) is None:
-        no_proxy_var = next(v for v in ("no_proxy", "NO_PROXY") if _set(v))
-        proxy = f"no proxy ({no_proxy_var} names {feed.host})"
+    elif no_proxy is not None and proxy_for(feed.index_url, os.environ) is None:
+        proxy = f"no proxy ({no_proxy[0]} names {feed.host})"
     else:
         # Redacted here, where the value is known to be one URL: a password may hold `;` or
         # `,`, where the rule for `..._PROXY=` in free text has to stop.
-        proxy = f"proxy {proxy_var}={_log.redact_url(os.environ[proxy_var].strip())}"
+        proxy = f"proxy {found[0]}={_log.redact_url(found[1])}"
     bundle_var = next(
         (v for v in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") if os.environ.get(v)), None
     )
@@ -365,10 +363,6 @@ def _network_settings(report: Report, feed: Feed) -> None:
         return
     parts.append(f"CA certificates from {bundle_var}={bundle}")
     report.add("network", INFO, ", ".join(parts))
-
-
-def _set(name: str) -> bool:
-    return bool(os.environ.get(name, "").strip())
 
 
 def _azure_cli(report: Report, settings: Settings) -> None:

@@ -111,11 +111,17 @@ def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
     return context
 
 
-def _first(env: Mapping[str, str], *names: str) -> str | None:
+# In the order requests and curl read them.
+PROXY_VARS = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+NO_PROXY_VARS = ("no_proxy", "NO_PROXY")
+
+
+def first_set(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first of `names` set to something other than blanks, and its value, stripped."""
     for name in names:
         value = env.get(name, "").strip()
         if value:
-            return value
+            return name, value
     return None
 
 
@@ -123,11 +129,12 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str | None:
     """The proxy for an https URL, as requests and curl choose it: https_proxy, else
     all_proxy, unless NO_PROXY names the host."""
     parts = urlsplit(url)
-    proxy = _first(env, "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
-    if proxy is None:
+    found = first_set(env, PROXY_VARS)
+    if found is None:
         return None
-    no_proxy = _first(env, "no_proxy", "NO_PROXY")
-    if no_proxy and bypassed(parts.hostname or "", parts.port, no_proxy):
+    proxy = found[1]
+    no_proxy = first_set(env, NO_PROXY_VARS)
+    if no_proxy and bypassed(parts.hostname or "", parts.port, no_proxy[1]):
         return None
     # `user:pass@proxy:3128`, as curl takes it: an http proxy.
     return proxy if "://" in proxy else f"http://{proxy}"
